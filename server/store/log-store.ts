@@ -1,0 +1,230 @@
+/**
+ * The behaviour every store shares: resume planning, compaction scheduling, subscriber fan-out
+ * and presence retraction rules. Backends implement only storage primitives, each of which reads
+ * or writes one consistent view of a document.
+ */
+import type { AwarenessEntry } from '../../shared/awareness.js'
+import {
+  checkpointFor, compact, compareStreamIds, diffSync, formatEventId, mergeAll, parseEventId, replaySync, replayStart,
+  type Checkpoint, type ClockRange, type HistorySnapshot, type LogEntry, type ResumePoint, type StreamId, type SyncResult
+} from './history.js'
+import type { DocEvent, DocListener, DocumentStore, ValidatedUpdate } from './types.js'
+import type { Logger } from '../logger.js'
+
+/** Tuning of every store; see {@link storeDefaults}. */
+export interface StoreOptions {
+  /** Compact when this many updates were stored since the last compaction. */
+  compactAfterUpdates: number
+  /** Compact when this many bytes of updates were stored since the last compaction. */
+  compactAfterBytes: number
+  /** Updates kept in the log after compaction, so recent resume points replay exactly. */
+  keepTail: number
+  /** Compaction checkpoints kept per document, for diffs to older resume points. */
+  checkpointsKept: number
+  /** Presence entries older than this are forgotten (y-protocols' own timeout is 30 s). */
+  awarenessTimeoutMs: number
+  /** A stream's presence record expires unless renewed within this time (by heartbeats). */
+  presenceTtlMs: number
+  logger: Logger
+}
+
+/** Defaults of {@link StoreOptions}. */
+export const storeDefaults: Omit<StoreOptions, 'logger'> = {
+  compactAfterUpdates: 500,
+  compactAfterBytes: 1024 * 1024,
+  keepTail: 200,
+  checkpointsKept: 100,
+  awarenessTimeoutMs: 30_000,
+  presenceTtlMs: 60_000
+}
+
+/** Result of an append primitive. */
+export interface Appended {
+  epoch: string
+  id: StreamId
+  /** Updates and bytes stored since the last compaction, this one included. */
+  pendingUpdates: number
+  pendingBytes: number
+}
+
+/** A consistent read of the snapshot and the log after a stream ID. */
+export interface ReplayRead {
+  snapshot: HistorySnapshot
+  entries: LogEntry[]
+  /** Whether the stream ID is a stored entry. */
+  exists: boolean
+}
+
+/** A consistent read of everything after the compacted state. */
+export interface FullRead {
+  snapshot: HistorySnapshot
+  state: Uint8Array | null
+  /** Entries after `snapshot.compacted`. */
+  entries: LogEntry[]
+  checkpoints: Checkpoint[]
+}
+
+/** A compaction to commit if the document is still as it was read. */
+export interface CompactionCommit {
+  expectedEpoch: string
+  expectedCompacted: StreamId
+  compacted: StreamId
+  state: Uint8Array
+  stateVector: Uint8Array
+  /** The new floor: log entries up to and including it are removed; `null` keeps the log as it is. */
+  floor: StreamId | null
+  mergedUpdates: number
+  mergedBytes: number
+}
+
+export abstract class LogStore implements DocumentStore {
+  protected readonly options: StoreOptions
+  private readonly listeners = new Map<string, Set<DocListener>>()
+  private readonly compactions = new Map<string, Promise<boolean>>()
+
+  constructor (options: StoreOptions) {
+    this.options = options
+  }
+
+  protected abstract appendEntry (docId: string, update: Uint8Array, ranges: readonly ClockRange[]): Promise<Appended>
+  protected abstract readAfter (docId: string, after: StreamId): Promise<ReplayRead>
+  protected abstract readFull (docId: string): Promise<FullRead>
+  protected abstract commitCompaction (docId: string, commit: CompactionCommit): Promise<boolean>
+  /** Starts delivering the document's events to {@link emit} (first local subscriber). */
+  protected abstract watch (docId: string): Promise<void>
+  /** Stops delivering (last local subscriber gone). */
+  protected abstract unwatch (docId: string): Promise<void>
+  abstract publishAwareness (docId: string, entries: readonly AwarenessEntry[]): Promise<void>
+  abstract awareness (docId: string): Promise<AwarenessEntry[]>
+  abstract openPresence (docId: string, clientID: number, connectionId: string): Promise<void>
+  abstract closePresence (docId: string, clientID: number, connectionId: string): Promise<boolean>
+  abstract deleteDocument (docId: string): Promise<void>
+  abstract ping (): Promise<void>
+  protected abstract release (): Promise<void>
+
+  async append (docId: string, update: ValidatedUpdate): Promise<string> {
+    const appended = await this.appendEntry(docId, update.bytes, update.ranges)
+    if (appended.pendingUpdates >= this.options.compactAfterUpdates || appended.pendingBytes >= this.options.compactAfterBytes) {
+      this.compactInBackground(docId)
+    }
+    return formatEventId(appended.epoch, appended.id)
+  }
+
+  async sync (docId: string, from: ResumePoint): Promise<SyncResult> {
+    const parsed = from.lastEventId === undefined ? null : parseEventId(from.lastEventId)
+    if (parsed !== null) {
+      const read = await this.readAfter(docId, parsed.id)
+      const start = replayStart(read.snapshot, from.lastEventId)
+      if (start !== null && (start === read.snapshot.floor || start === read.snapshot.head || read.exists)) {
+        return replaySync(read.snapshot, read.entries)
+      }
+    }
+    const full = await this.readFull(docId)
+    const update = mergeAll(full.state === null ? full.entries.map(e => e.update) : [full.state, ...full.entries.map(e => e.update)])
+    return diffSync(full.snapshot, update, checkpointFor(full.snapshot, full.checkpoints, from.lastEventId), from)
+  }
+
+  async getDocument (docId: string): Promise<{ eventId: string; update: Uint8Array } | null> {
+    const full = await this.readFull(docId)
+    if (full.snapshot.epoch === null) return null
+    const update = mergeAll(full.state === null ? full.entries.map(e => e.update) : [full.state, ...full.entries.map(e => e.update)])
+    return { eventId: formatEventId(full.snapshot.epoch, full.snapshot.head), update }
+  }
+
+  async subscribe (docId: string, listener: DocListener): Promise<() => void> {
+    let set = this.listeners.get(docId)
+    if (set === undefined) {
+      set = new Set()
+      this.listeners.set(docId, set)
+      set.add(listener)
+      try {
+        await this.watch(docId)
+      } catch (error) {
+        set.delete(listener)
+        if (set.size === 0) this.listeners.delete(docId)
+        throw error
+      }
+    } else {
+      set.add(listener)
+    }
+    let active = true
+    return () => {
+      if (!active) return
+      active = false
+      const current = this.listeners.get(docId)
+      if (current === undefined) return
+      current.delete(listener)
+      if (current.size === 0) {
+        this.listeners.delete(docId)
+        this.unwatch(docId).catch(error => this.options.logger.warn('unwatch failed', { docId, error: String(error) }))
+      }
+    }
+  }
+
+  isAfter (eventId: string, headEventId: string): boolean {
+    const event = parseEventId(eventId)
+    const head = parseEventId(headEventId)
+    if (event === null || head === null) return true
+    return compareStreamIds(event.id, head.id) > 0
+  }
+
+  /** Documents with local subscribers. */
+  protected watchedDocs (): IterableIterator<string> {
+    return this.listeners.keys()
+  }
+
+  /** Hands an event to the document's local subscribers. */
+  protected emit (docId: string, event: DocEvent): void {
+    const set = this.listeners.get(docId)
+    if (set === undefined) return
+    for (const listener of set) {
+      try {
+        listener(event)
+      } catch (error) {
+        this.options.logger.error('subscriber failed', { docId, error: String(error) })
+      }
+    }
+  }
+
+  async compact (docId: string): Promise<boolean> {
+    const running = this.compactions.get(docId)
+    if (running !== undefined) return running
+    const work = this.compactNow(docId).finally(() => this.compactions.delete(docId))
+    this.compactions.set(docId, work)
+    return work
+  }
+
+  private compactInBackground (docId: string): void {
+    this.compact(docId).catch(error => this.options.logger.error('compaction failed', { docId, error: String(error) }))
+  }
+
+  private async compactNow (docId: string): Promise<boolean> {
+    const full = await this.readFull(docId)
+    const { snapshot, entries } = full
+    const last = entries.at(-1)
+    if (snapshot.epoch === null || last === undefined) return false
+    const merged = compact(full.state, entries)
+    if (merged.rejected.length > 0) {
+      this.options.logger.error('compaction dropped updates that Yjs refused', { docId, ids: merged.rejected })
+    }
+    const keep = this.options.keepTail
+    const committed = await this.commitCompaction(docId, {
+      expectedEpoch: snapshot.epoch,
+      expectedCompacted: snapshot.compacted,
+      compacted: last.id,
+      state: merged.state,
+      stateVector: merged.stateVector,
+      floor: entries.length > keep ? (entries[entries.length - keep - 1] as LogEntry).id : null,
+      mergedUpdates: entries.length,
+      mergedBytes: entries.reduce((sum, e) => sum + e.update.length, 0)
+    })
+    if (committed) this.options.logger.debug('compacted', { docId, updates: entries.length, stateBytes: merged.state.length })
+    return committed
+  }
+
+  async close (): Promise<void> {
+    await Promise.allSettled(this.compactions.values())
+    this.listeners.clear()
+    await this.release()
+  }
+}

@@ -1,0 +1,46 @@
+/**
+ * Every Redis key and channel name y-sse uses, built in this one place. All names of one
+ * document share the hash tag `{docId}`, so they live in one Redis Cluster slot and multi-key
+ * scripts stay legal there.
+ */
+export interface DocKeys {
+  /** Hash: epoch, head, compacted, floor, pendingUpdates, pendingBytes. */
+  meta: string
+  /** Stream of updates (field `u`); its IDs are the stream part of event IDs. */
+  log: string
+  /** String: the compacted state as one Yjs update. */
+  state: string
+  /** Hash: client ID → clock, the state vector at the head. */
+  stateVector: string
+  /** List, newest first: `<streamId> <state vector bytes>` per compaction. */
+  checkpoints: string
+  /** Hash: awareness client ID → JSON `{clock, state, at}`. */
+  awareness: string
+  /** Sorted set: `<clientID>:<connectionId>` of open streams, scored by expiry time. */
+  presence: string
+  /** Pub/sub channel: `u<streamId>` new update, `a<bytes>` awareness, `r` reset. */
+  channel: string
+}
+
+/** The keys of one document under `prefix`. */
+export const docKeys = (prefix: string, docId: string): DocKeys => {
+  const base = `${prefix}doc:{${docId}}`
+  return {
+    meta: `${base}:meta`,
+    log: `${base}:log`,
+    state: `${base}:state`,
+    stateVector: `${base}:sv`,
+    checkpoints: `${base}:checkpoints`,
+    awareness: `${base}:awareness`,
+    presence: `${base}:presence`,
+    channel: `${base}:events`
+  }
+}
+
+/** The document ID of a channel name built by {@link docKeys}, or `null`. */
+export const docIdOfChannel = (prefix: string, channel: string): string | null => {
+  const head = `${prefix}doc:{`
+  const tail = '}:events'
+  if (!channel.startsWith(head) || !channel.endsWith(tail)) return null
+  return channel.slice(head.length, channel.length - tail.length)
+}

@@ -1,0 +1,92 @@
+/**
+ * Lua scripts of the Redis store. Each runs atomically on the one node that holds the document's
+ * hash slot, which is what makes appends and compactions safe with many server instances.
+ */
+
+/**
+ * KEYS: meta, log, stateVector. ARGV: update, epoch if new, channel, then (client, from, to)
+ * triplets extending the state vector. Returns {epoch, id, pendingUpdates, pendingBytes}.
+ */
+export const APPEND = `
+local epoch = redis.call('HGET', KEYS[1], 'epoch')
+if not epoch then
+  epoch = ARGV[2]
+  redis.call('HSET', KEYS[1], 'epoch', epoch, 'compacted', '0-0', 'floor', '0-0')
+end
+local id = redis.call('XADD', KEYS[2], '*', 'u', ARGV[1])
+local n = redis.call('HINCRBY', KEYS[1], 'pendingUpdates', 1)
+local b = redis.call('HINCRBY', KEYS[1], 'pendingBytes', string.len(ARGV[1]))
+redis.call('HSET', KEYS[1], 'head', id)
+for i = 4, #ARGV, 3 do
+  local current = tonumber(redis.call('HGET', KEYS[3], ARGV[i]) or '0')
+  if tonumber(ARGV[i + 1]) <= current and tonumber(ARGV[i + 2]) > current then
+    redis.call('HSET', KEYS[3], ARGV[i], ARGV[i + 2])
+  end
+end
+redis.call('PUBLISH', ARGV[3], 'u' .. id)
+return {epoch, id, n, b}
+`
+
+/** KEYS: meta, log, stateVector. ARGV: stream ID. Returns {meta, stateVector, entries after it, whether it exists}. */
+export const READ_AFTER = `
+local meta = redis.call('HGETALL', KEYS[1])
+local sv = redis.call('HGETALL', KEYS[3])
+local entries = redis.call('XRANGE', KEYS[2], '(' .. ARGV[1], '+')
+local exists = #redis.call('XRANGE', KEYS[2], ARGV[1], ARGV[1])
+return {meta, sv, entries, exists}
+`
+
+/** KEYS: meta, log, stateVector, state, checkpoints. Returns {meta, stateVector, state, entries after compacted, checkpoints}. */
+export const READ_FULL = `
+local meta = redis.call('HGETALL', KEYS[1])
+local compacted = '0-0'
+for i = 1, #meta, 2 do
+  if meta[i] == 'compacted' then compacted = meta[i + 1] end
+end
+local sv = redis.call('HGETALL', KEYS[3])
+local state = redis.call('GET', KEYS[4]) or ''
+local entries = redis.call('XRANGE', KEYS[2], '(' .. compacted, '+')
+local checkpoints = redis.call('LRANGE', KEYS[5], 0, -1)
+return {meta, sv, state, entries, checkpoints}
+`
+
+/**
+ * KEYS: meta, state, log, checkpoints, stateVector. ARGV: expected epoch, expected compacted,
+ * compacted, state, checkpoint, checkpoints kept, floor or '', first ID kept or '', merged
+ * updates, merged bytes, then (client, clock) pairs raising the state vector. Returns 1 when
+ * committed, 0 when another writer changed the document first.
+ */
+export const COMMIT_COMPACTION = `
+if redis.call('HGET', KEYS[1], 'epoch') ~= ARGV[1] then return 0 end
+if (redis.call('HGET', KEYS[1], 'compacted') or '0-0') ~= ARGV[2] then return 0 end
+redis.call('SET', KEYS[2], ARGV[4])
+redis.call('HSET', KEYS[1], 'compacted', ARGV[3])
+redis.call('LPUSH', KEYS[4], ARGV[5])
+redis.call('LTRIM', KEYS[4], 0, tonumber(ARGV[6]) - 1)
+if ARGV[7] ~= '' then
+  redis.call('XTRIM', KEYS[3], 'MINID', ARGV[8])
+  redis.call('HSET', KEYS[1], 'floor', ARGV[7])
+end
+redis.call('HINCRBY', KEYS[1], 'pendingUpdates', '-' .. ARGV[9])
+redis.call('HINCRBY', KEYS[1], 'pendingBytes', '-' .. ARGV[10])
+for i = 11, #ARGV, 2 do
+  local current = tonumber(redis.call('HGET', KEYS[5], ARGV[i]) or '0')
+  if tonumber(ARGV[i + 1]) > current then redis.call('HSET', KEYS[5], ARGV[i], ARGV[i + 1]) end
+end
+return 1
+`
+
+/** KEYS: meta, log. ARGV: stream ID, count. Returns {epoch, floor, entries after the ID}. */
+export const TAIL = `
+local epoch = redis.call('HGET', KEYS[1], 'epoch') or ''
+local floor = redis.call('HGET', KEYS[1], 'floor') or '0-0'
+local entries = redis.call('XRANGE', KEYS[2], '(' .. ARGV[1], '+', 'COUNT', ARGV[2])
+return {epoch, floor, entries}
+`
+
+/** KEYS: all keys of the document, channel last. Deletes them and tells subscribers. */
+export const DELETE = `
+for i = 1, #KEYS - 1 do redis.call('DEL', KEYS[i]) end
+redis.call('PUBLISH', KEYS[#KEYS], 'r')
+return 1
+`

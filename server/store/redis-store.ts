@@ -1,0 +1,312 @@
+/**
+ * The Redis store: per document a stream of updates, the compacted state, its state vector and
+ * checkpoints (see `redis-keys.ts`). Appends and compactions are Lua scripts, so any number of
+ * server instances can share one Redis.
+ *
+ * Fan-out goes through Redis, not process memory: an append publishes a notification on the
+ * document's channel, and each instance reads the stream from its own cursor, so every instance
+ * delivers every update once and in stream order, including after a lost notification. One
+ * subscriber connection per instance serves all of its documents.
+ */
+import { Redis, type RedisOptions } from 'ioredis'
+import { encodeAwarenessEntries, type AwarenessEntry } from '../../shared/awareness.js'
+import { ErrorCode, ProtocolError } from '../../shared/errors.js'
+import {
+  STREAM_START, compareStreamIds, decodeClockMap, formatEventId, newEpoch, nextStreamId,
+  type Checkpoint, type ClockMap, type ClockRange, type HistorySnapshot, type LogEntry, type StreamId
+} from './history.js'
+import { LogStore, storeDefaults, type Appended, type CompactionCommit, type FullRead, type ReplayRead, type StoreOptions } from './log-store.js'
+import { docIdOfChannel, docKeys, type DocKeys } from './redis-keys.js'
+import { APPEND, COMMIT_COMPACTION, DELETE, READ_AFTER, READ_FULL, TAIL } from './redis-scripts.js'
+import { silentLogger } from '../logger.js'
+
+/** Options of {@link RedisStore}. */
+export interface RedisStoreOptions extends Partial<StoreOptions> {
+  /** A Redis URL, or an ioredis client to share (the store then leaves it open on close). */
+  redis: string | Redis
+  /** Prefix of every key and channel, so several deployments can share one Redis. Default `y-sse:`. */
+  prefix?: string
+  /** ioredis options for connections the store creates. */
+  redisOptions?: RedisOptions
+}
+
+/** Updates read per round trip when a subscriber catches up. */
+const TAIL_BATCH = 500
+
+/** Scripts by command name, with their key counts (-1: given per call). */
+const SCRIPTS = {
+  ysseAppend: { lua: APPEND, keys: 3 },
+  ysseReadAfter: { lua: READ_AFTER, keys: 3 },
+  ysseReadFull: { lua: READ_FULL, keys: 5 },
+  ysseCommitCompaction: { lua: COMMIT_COMPACTION, keys: 5 },
+  ysseTail: { lua: TAIL, keys: 2 },
+  ysseDelete: { lua: DELETE, keys: -1 }
+} as const
+
+type ScriptName = keyof typeof SCRIPTS
+type Reply = Buffer | number | null | Reply[]
+type ScriptClient = Record<`${ScriptName}Buffer`, (...args: (string | Buffer | number)[]) => Promise<Reply>>
+
+interface Cursor {
+  epoch: string
+  id: StreamId
+  pulling: boolean
+  again: boolean
+}
+
+const text = (reply: Reply | undefined): string => (Buffer.isBuffer(reply) ? reply.toString('utf8') : String(reply ?? ''))
+const list = (reply: Reply | undefined): Reply[] => (Array.isArray(reply) ? reply : [])
+const bytes = (reply: Reply | undefined): Uint8Array => (Buffer.isBuffer(reply) ? new Uint8Array(reply.buffer, reply.byteOffset, reply.length) : new Uint8Array())
+
+const hash = (reply: Reply | undefined): Map<string, string> => {
+  const out = new Map<string, string>()
+  const items = list(reply)
+  for (let i = 0; i + 1 < items.length; i += 2) out.set(text(items[i]), text(items[i + 1]))
+  return out
+}
+
+const entriesOf = (reply: Reply | undefined): LogEntry[] =>
+  list(reply).map(item => {
+    const [id, fields] = list(item)
+    const values = list(fields)
+    return { id: text(id), update: bytes(values[1]) }
+  })
+
+const snapshotOf = (meta: Map<string, string>, stateVector: Map<string, string>): HistorySnapshot => {
+  const clocks: ClockMap = new Map()
+  for (const [client, clock] of stateVector) clocks.set(Number(client), Number(clock))
+  return {
+    epoch: meta.get('epoch') ?? null,
+    head: meta.get('head') ?? STREAM_START,
+    compacted: meta.get('compacted') ?? STREAM_START,
+    floor: meta.get('floor') ?? STREAM_START,
+    stateVector: clocks
+  }
+}
+
+const checkpointOf = (reply: Reply): Checkpoint => {
+  const raw = Buffer.isBuffer(reply) ? reply : Buffer.alloc(0)
+  const space = raw.indexOf(0x20)
+  return { id: raw.subarray(0, space).toString('utf8'), stateVector: new Uint8Array(raw.subarray(space + 1)) }
+}
+
+/** {@link DocumentStore} on Redis or Redis Cluster (ioredis). */
+export class RedisStore extends LogStore {
+  private readonly redis: Redis
+  private readonly subscriber: Redis
+  private readonly ownsClient: boolean
+  private readonly prefix: string
+  private readonly cursors = new Map<string, Cursor>()
+
+  constructor (options: RedisStoreOptions) {
+    const { redis, prefix = 'y-sse:', redisOptions, ...storeOptions } = options
+    super({ ...storeDefaults, logger: silentLogger, ...storeOptions })
+    const connectionOptions: RedisOptions = { maxRetriesPerRequest: 1, ...redisOptions }
+    this.ownsClient = typeof redis === 'string'
+    this.redis = typeof redis === 'string' ? new Redis(redis, connectionOptions) : redis
+    this.subscriber = this.redis.duplicate()
+    this.prefix = prefix
+    for (const [name, { lua, keys }] of Object.entries(SCRIPTS)) this.redis.defineCommand(name, { lua, numberOfKeys: keys })
+    this.redis.on('error', error => this.options.logger.warn('redis error', { error: String(error) }))
+    this.subscriber.on('error', error => this.options.logger.warn('redis subscriber error', { error: String(error) }))
+    this.subscriber.on('messageBuffer', (channel: Buffer, message: Buffer) => this.onMessage(channel.toString('utf8'), message))
+    // Notifications sent while the subscriber was reconnecting are lost: read every stream again.
+    this.subscriber.on('ready', () => {
+      for (const docId of this.cursors.keys()) this.pull(docId)
+    })
+  }
+
+  private keys (docId: string): DocKeys {
+    return docKeys(this.prefix, docId)
+  }
+
+  /** Runs a script; Redis failures become `store-unavailable` errors. */
+  private async script (name: ScriptName, keys: readonly string[], args: readonly (string | Buffer | number)[]): Promise<Reply> {
+    const client = this.redis as unknown as ScriptClient
+    const call = SCRIPTS[name].keys < 0 ? client[`${name}Buffer`](keys.length, ...keys, ...args) : client[`${name}Buffer`](...keys, ...args)
+    return unavailableOnError(call)
+  }
+
+  protected async appendEntry (docId: string, update: Uint8Array, ranges: readonly ClockRange[]): Promise<Appended> {
+    const k = this.keys(docId)
+    const rangeArgs = ranges.flatMap(r => [String(r.client), String(r.from), String(r.to)])
+    const [epoch, id, pendingUpdates, pendingBytes] = list(await this.script('ysseAppend', [k.meta, k.log, k.stateVector], [Buffer.from(update.buffer, update.byteOffset, update.length), newEpoch(), k.channel, ...rangeArgs]))
+    return { epoch: text(epoch), id: text(id), pendingUpdates: Number(pendingUpdates), pendingBytes: Number(pendingBytes) }
+  }
+
+  protected async readAfter (docId: string, after: StreamId): Promise<ReplayRead> {
+    const k = this.keys(docId)
+    const [meta, stateVector, entries, exists] = list(await this.script('ysseReadAfter', [k.meta, k.log, k.stateVector], [after]))
+    return { snapshot: snapshotOf(hash(meta), hash(stateVector)), entries: entriesOf(entries), exists: Number(exists) > 0 }
+  }
+
+  protected async readFull (docId: string): Promise<FullRead> {
+    const k = this.keys(docId)
+    const [meta, stateVector, state, entries, checkpoints] = list(await this.script('ysseReadFull', [k.meta, k.log, k.stateVector, k.state, k.checkpoints], []))
+    const stateBytes = bytes(state)
+    return {
+      snapshot: snapshotOf(hash(meta), hash(stateVector)),
+      state: stateBytes.length === 0 ? null : stateBytes,
+      entries: entriesOf(entries),
+      checkpoints: list(checkpoints).map(checkpointOf)
+    }
+  }
+
+  protected async commitCompaction (docId: string, commit: CompactionCommit): Promise<boolean> {
+    const k = this.keys(docId)
+    const checkpoint = Buffer.concat([Buffer.from(`${commit.compacted} `), commit.stateVector])
+    const clocks = [...decodeClockMap(commit.stateVector)].flatMap(([client, clock]) => [String(client), String(clock)])
+    const committed = await this.script('ysseCommitCompaction', [k.meta, k.state, k.log, k.checkpoints, k.stateVector], [
+      commit.expectedEpoch, commit.expectedCompacted, commit.compacted, Buffer.from(commit.state), checkpoint,
+      String(this.options.checkpointsKept), commit.floor ?? '', commit.floor === null ? '' : nextStreamId(commit.floor),
+      String(commit.mergedUpdates), String(commit.mergedBytes), ...clocks
+    ])
+    return Number(committed) === 1
+  }
+
+  protected async watch (docId: string): Promise<void> {
+    const k = this.keys(docId)
+    await unavailableOnError(this.subscriber.subscribe(k.channel))
+    // The cursor starts at the head read after subscribing: anything later is notified.
+    const [epoch, head] = await unavailableOnError(this.redis.hmget(k.meta, 'epoch', 'head'))
+    this.cursors.set(docId, { epoch: epoch ?? '', id: head ?? STREAM_START, pulling: false, again: false })
+  }
+
+  protected async unwatch (docId: string): Promise<void> {
+    this.cursors.delete(docId)
+    await this.subscriber.unsubscribe(this.keys(docId).channel)
+  }
+
+  private onMessage (channel: string, message: Buffer): void {
+    const docId = docIdOfChannel(this.prefix, channel)
+    if (docId === null || !this.cursors.has(docId)) return
+    switch (message[0]) {
+      case 0x75: // 'u': a new update; read the stream from the cursor
+        this.pull(docId)
+        return
+      case 0x61: // 'a': awareness
+        this.emit(docId, { type: 'awareness', update: new Uint8Array(message.subarray(1)) })
+        return
+      case 0x72: // 'r': the document was deleted
+        this.reset(docId, '', STREAM_START)
+    }
+  }
+
+  private reset (docId: string, epoch: string, id: StreamId): void {
+    const cursor = this.cursors.get(docId)
+    if (cursor === undefined) return
+    cursor.epoch = epoch
+    cursor.id = id
+    this.emit(docId, { type: 'reset' })
+  }
+
+  /** Reads the stream after the cursor and emits each update; one reader per document at a time. */
+  private pull (docId: string): void {
+    const cursor = this.cursors.get(docId)
+    if (cursor === undefined) return
+    if (cursor.pulling) {
+      cursor.again = true
+      return
+    }
+    cursor.pulling = true
+    this.pullLoop(docId, cursor)
+      .catch(error => this.options.logger.warn('reading updates failed', { docId, error: String(error) }))
+      .finally(() => {
+        cursor.pulling = false
+      })
+  }
+
+  private async pullLoop (docId: string, cursor: Cursor): Promise<void> {
+    const k = this.keys(docId)
+    for (;;) {
+      cursor.again = false
+      const [epoch, floor, reply] = list(await this.script('ysseTail', [k.meta, k.log], [cursor.id, String(TAIL_BATCH)]))
+      const entries = entriesOf(reply)
+      const currentEpoch = text(epoch)
+      if (this.cursors.get(docId) !== cursor) return
+      // A new life of the document, or history trimmed past the cursor: subscribers must resync.
+      if ((cursor.epoch !== '' && currentEpoch !== cursor.epoch) || compareStreamIds(text(floor), cursor.id) > 0) {
+        const last = entries.at(-1)
+        this.reset(docId, currentEpoch, last?.id ?? text(floor))
+        if (last === undefined) return
+        continue
+      }
+      cursor.epoch = currentEpoch
+      for (const entry of entries) {
+        cursor.id = entry.id
+        this.emit(docId, { type: 'update', eventId: formatEventId(currentEpoch, entry.id), update: entry.update })
+      }
+      if (entries.length < TAIL_BATCH && !cursor.again) return
+    }
+  }
+
+  async publishAwareness (docId: string, entries: readonly AwarenessEntry[]): Promise<void> {
+    const k = this.keys(docId)
+    const at = Date.now()
+    const tx = this.redis.multi()
+    for (const entry of entries) {
+      if (entry.state === 'null') tx.hdel(k.awareness, String(entry.clientID))
+      else tx.hset(k.awareness, String(entry.clientID), JSON.stringify({ clock: entry.clock, state: entry.state, at }))
+    }
+    tx.pexpire(k.awareness, this.options.awarenessTimeoutMs * 2)
+    tx.publish(k.channel, Buffer.concat([Buffer.from('a'), encodeAwarenessEntries(entries)]))
+    await unavailableOnError(tx.exec())
+  }
+
+  async awareness (docId: string): Promise<AwarenessEntry[]> {
+    const k = this.keys(docId)
+    const all = await unavailableOnError(this.redis.hgetall(k.awareness))
+    const oldest = Date.now() - this.options.awarenessTimeoutMs
+    const entries: AwarenessEntry[] = []
+    const stale: string[] = []
+    for (const [clientID, json] of Object.entries(all)) {
+      const { clock, state, at } = JSON.parse(json) as { clock: number; state: string; at: number }
+      if (at < oldest) stale.push(clientID)
+      else entries.push({ clientID: Number(clientID), clock, state })
+    }
+    if (stale.length > 0) await unavailableOnError(this.redis.hdel(k.awareness, ...stale))
+    return entries
+  }
+
+  async openPresence (docId: string, clientID: number, connectionId: string): Promise<void> {
+    const k = this.keys(docId)
+    await unavailableOnError(this.redis.multi()
+      .zadd(k.presence, Date.now() + this.options.presenceTtlMs, `${clientID}:${connectionId}`)
+      .pexpire(k.presence, this.options.presenceTtlMs * 2)
+      .exec())
+  }
+
+  async closePresence (docId: string, clientID: number, connectionId: string): Promise<boolean> {
+    const k = this.keys(docId)
+    const replies = await unavailableOnError(this.redis.multi()
+      .zrem(k.presence, `${clientID}:${connectionId}`)
+      .zremrangebyscore(k.presence, '-inf', Date.now())
+      .zrange(k.presence, 0, -1)
+      .exec())
+    const open = (replies?.[2]?.[1] ?? []) as string[]
+    return !open.some(member => member.startsWith(`${clientID}:`))
+  }
+
+  async deleteDocument (docId: string): Promise<void> {
+    const k = this.keys(docId)
+    await this.script('ysseDelete', [k.meta, k.log, k.state, k.stateVector, k.checkpoints, k.awareness, k.presence, k.channel], [])
+  }
+
+  async ping (): Promise<void> {
+    await unavailableOnError(this.redis.ping())
+  }
+
+  protected async release (): Promise<void> {
+    this.cursors.clear()
+    this.subscriber.disconnect()
+    if (this.ownsClient) await this.redis.quit().catch(() => this.redis.disconnect())
+  }
+}
+
+const unavailableOnError = async <T>(work: Promise<T>): Promise<T> => {
+  try {
+    return await work
+  } catch (cause) {
+    throw new ProtocolError(ErrorCode.storeUnavailable, `the document store is unavailable: ${(cause as Error).message}`, { cause })
+  }
+}

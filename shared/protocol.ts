@@ -1,0 +1,86 @@
+/**
+ * The y-sse wire protocol, version 1: routes, event names, headers and limits shared by the
+ * server and every client. Dependency-free on purpose: both sides import it. The prose contract
+ * lives in docs/protocol.md; this module is its executable half.
+ */
+
+/** Protocol version, for diagnostics and future negotiation. */
+export const PROTOCOL_VERSION = 1
+
+/** Document IDs: 1–128 characters of the RFC 3986 unreserved set. */
+export const DOC_ID_PATTERN = /^[A-Za-z0-9._~-]{1,128}$/
+
+/** Event IDs are opaque to clients: at most 128 bytes of CORS-safe characters. */
+export const EVENT_ID_PATTERN = /^[A-Za-z0-9._-]{1,128}$/
+
+/** @returns whether `docId` is a well-formed document ID. */
+export const isValidDocId = (docId: string): boolean => DOC_ID_PATTERN.test(docId)
+
+/** @returns whether `eventId` is a well-formed event ID. */
+export const isValidEventId = (eventId: string): boolean => EVENT_ID_PATTERN.test(eventId)
+
+/** Paths of the protocol's routes, relative to the server's base URL. */
+export const routes = {
+  updates: (docId: string): string => `/docs/${encodeURIComponent(docId)}/updates`,
+  events: (docId: string): string => `/docs/${encodeURIComponent(docId)}/events`,
+  awareness: (docId: string): string => `/docs/${encodeURIComponent(docId)}/awareness`,
+  document: (docId: string): string => `/docs/${encodeURIComponent(docId)}`,
+  health: (): string => '/healthz'
+} as const
+
+/** Names of the SSE events the server sends on `GET /docs/:docId/events`. */
+export const SseEvent = {
+  /** First event of every stream: brings the client from its resume point to the head. */
+  sync: 'sync',
+  /** One stored update (or several coalesced for a slow reader); carries an `id:`. */
+  update: 'update',
+  /** Presence; never carries an `id:`, so it never moves the resume point. */
+  awareness: 'awareness'
+} as const
+
+/** How the server built the `update` of a sync event. */
+export type ResumeKind =
+  /** The exact updates after the client's event ID, replayed from the retained log. */
+  | 'replay'
+  /** A diff against the state vector of a compaction checkpoint at or before the client's event ID. */
+  | 'checkpoint'
+  /** A diff against the state vector the client sent (`sv`). */
+  | 'state-vector'
+  /** The whole document: the resume point was absent, unknown or from an earlier life of the document. */
+  | 'full'
+
+/** JSON payload of the `sync` event. */
+export interface SyncEventData {
+  /** Base64 Yjs update (v1) that brings a client at the resume point up to the head. */
+  update: string
+  /** Base64 Yjs state vector of the server's state at the head. */
+  stateVector: string
+  /** How `update` was made. */
+  resume: ResumeKind
+}
+
+/** JSON body of a successful `POST /docs/:docId/updates`. */
+export interface PostUpdateResponse {
+  /** Event ID of the stored update; the stream delivers it under the same ID. */
+  eventId: string
+}
+
+/** Request headers and query parameters the protocol reads. */
+export const Param = {
+  lastEventIdHeader: 'last-event-id',
+  lastEventId: 'lastEventId',
+  stateVector: 'sv',
+  awareness: 'awareness'
+} as const
+
+/** Content type of update and awareness bodies. */
+export const BINARY_CONTENT_TYPE = 'application/octet-stream'
+
+/** Content type of the event stream. */
+export const EVENT_STREAM_CONTENT_TYPE = 'text/event-stream'
+
+/** Default maximum size of one posted update, in bytes (servers may configure another). */
+export const DEFAULT_MAX_UPDATE_BYTES = 10 * 1024 * 1024
+
+/** Maximum size of one posted awareness update, in bytes. */
+export const MAX_AWARENESS_BYTES = 64 * 1024
