@@ -130,6 +130,3 @@ export const validateUpdate = (update: Uint8Array): ClockRange[] => {
     throw new ProtocolError(ErrorCode.malformedUpdate, `not a valid Yjs update: ${(cause as Error).message}`, { cause })
   }
 }
-
-/** @returns whether a valid update changes nothing (no structs, no deletions). */
-export const isEmptyUpdate = (update: Uint8Array): boolean => update.length === 2 && update[0] === 0 && update[1] === 0

@@ -1,0 +1,96 @@
+/**
+ * Server-Sent Events framing and one writer per response. Every event goes out in a single
+ * `write()` (a reader discards an event cut off before its blank line), and `event:`/`id:` never
+ * contain CR or LF (field injection).
+ */
+import type { ServerResponse } from 'node:http'
+
+/** One SSE event. */
+export interface SseMessage {
+  event?: string
+  id?: string
+  data?: string
+  retry?: number
+}
+
+const NEWLINE = /[\r\n]/
+
+/** Formats an event with LF line endings; throws on CR/LF in `event` or `id`. */
+export const formatEvent = ({ event, id, data, retry }: SseMessage): string => {
+  let out = ''
+  if (event !== undefined) {
+    if (NEWLINE.test(event)) throw new TypeError('SSE event name contains a line break')
+    out += `event: ${event}\n`
+  }
+  if (id !== undefined) {
+    if (NEWLINE.test(id) || id.includes('\0')) throw new TypeError('SSE id contains a line break or NUL')
+    out += `id: ${id}\n`
+  }
+  if (retry !== undefined) out += `retry: ${Math.max(0, Math.floor(retry))}\n`
+  if (data !== undefined) for (const line of data.split(/\r\n|\r|\n/)) out += `data: ${line}\n`
+  return out + '\n'
+}
+
+/** Headers of an event stream; `Connection: keep-alive` only where HTTP/1.x allows it. */
+export const eventStreamHeaders = (httpVersionMajor: number): Record<string, string> => ({
+  'Content-Type': 'text/event-stream; charset=utf-8',
+  'Cache-Control': 'no-cache, no-transform',
+  'X-Accel-Buffering': 'no',
+  ...(httpVersionMajor < 2 ? { Connection: 'keep-alive' } : {})
+})
+
+/**
+ * Writes events to one response and knows when the client reads slower than we write.
+ * `blocked` is true from a `write()` that returned false until the next `'drain'`.
+ */
+export class SseWriter {
+  private readonly res: ServerResponse
+  private isBlocked = false
+  private readonly drainListeners: (() => void)[] = []
+  private ended = false
+
+  constructor (res: ServerResponse) {
+    this.res = res
+    res.on('drain', () => {
+      this.isBlocked = false
+      for (const listener of this.drainListeners) listener()
+    })
+  }
+
+  get blocked (): boolean {
+    return this.isBlocked
+  }
+
+  get closed (): boolean {
+    return this.ended || this.res.destroyed || this.res.writableEnded
+  }
+
+  /** Calls `listener` whenever a blocked stream can take more. */
+  onDrain (listener: () => void): void {
+    this.drainListeners.push(listener)
+  }
+
+  /** Writes one event; returns false when the client is not keeping up. */
+  send (message: SseMessage): boolean {
+    return this.write(formatEvent(message))
+  }
+
+  /** A comment line: keeps proxies from timing out an idle stream. */
+  comment (text = ''): boolean {
+    return this.write(`:${text}\n\n`)
+  }
+
+  private write (chunk: string): boolean {
+    if (this.closed) return false
+    const ok = this.res.write(chunk)
+    if (!ok) this.isBlocked = true
+    return ok
+  }
+
+  /** Ends the stream (the client reconnects with its last event ID). */
+  end (): void {
+    if (this.closed) return
+    this.ended = true
+    this.res.end()
+  }
+}
