@@ -67,12 +67,6 @@ export const parseEventId = (eventId: string): { epoch: string | null; id: Strea
   return { epoch: eventId.slice(0, dot), id }
 }
 
-/** The first stream ID after `id` (Redis trims by a minimum ID, inclusive). */
-export const nextStreamId = (id: StreamId): StreamId => {
-  const [ms, seq] = id.split('-')
-  return `${ms}-${BigInt(seq ?? '0') + 1n}`
-}
-
 /** A new random epoch: 12 characters of `[a-z0-9]`. */
 export const newEpoch = (): string => {
   const bytes = crypto.getRandomValues(new Uint8Array(12))

@@ -71,8 +71,12 @@ export interface CompactionCommit {
   compacted: StreamId
   state: Uint8Array
   stateVector: Uint8Array
-  /** The new floor: log entries up to and including it are removed; `null` keeps the log as it is. */
-  floor: StreamId | null
+  /**
+   * Log entries at or before `compacted` to keep, newest first; older ones are removed and the
+   * newest removed one becomes the floor. Counted over the whole log, not only the entries merged
+   * now: a compaction that merged fewer entries than this must still trim the earlier tail.
+   */
+  keepTail: number
   mergedUpdates: number
   mergedBytes: number
 }
@@ -81,6 +85,8 @@ export abstract class LogStore implements DocumentStore {
   protected readonly options: StoreOptions
   private readonly listeners = new Map<string, Set<DocListener>>()
   private readonly compactions = new Map<string, Promise<boolean>>()
+  /** Watches being set up, by document. */
+  private readonly watching = new Map<string, Promise<void>>()
 
   constructor (options: StoreOptions) {
     this.options = options
@@ -112,16 +118,21 @@ export abstract class LogStore implements DocumentStore {
 
   async sync (docId: string, from: ResumePoint): Promise<SyncResult> {
     const parsed = from.lastEventId === undefined ? null : parseEventId(from.lastEventId)
+    let neverIssued = false
     if (parsed !== null) {
       const read = await this.readAfter(docId, parsed.id)
       const start = replayStart(read.snapshot, from.lastEventId)
       if (start !== null && (start === read.snapshot.floor || start === read.snapshot.head || read.exists)) {
         return replaySync(read.snapshot, read.entries)
       }
+      // Inside the retained log yet not an entry: this server never issued it, so no checkpoint
+      // before it says anything about what the client holds.
+      neverIssued = start !== null
     }
     const full = await this.readFull(docId)
     const update = mergeAll(full.state === null ? full.entries.map(e => e.update) : [full.state, ...full.entries.map(e => e.update)])
-    return diffSync(full.snapshot, update, checkpointFor(full.snapshot, full.checkpoints, from.lastEventId), from)
+    const checkpoint = neverIssued ? null : checkpointFor(full.snapshot, full.checkpoints, from.lastEventId)
+    return diffSync(full.snapshot, update, checkpoint, from)
   }
 
   async getDocument (docId: string): Promise<{ eventId: string; update: Uint8Array } | null> {
@@ -136,16 +147,22 @@ export abstract class LogStore implements DocumentStore {
     if (set === undefined) {
       set = new Set()
       this.listeners.set(docId, set)
-      set.add(listener)
+      this.watching.set(docId, this.watch(docId))
+    }
+    set.add(listener)
+    // Later subscribers wait for the first one's watch too: until it is set up, updates stored
+    // now would not be delivered.
+    const watching = this.watching.get(docId)
+    if (watching !== undefined) {
       try {
-        await this.watch(docId)
+        await watching
       } catch (error) {
         set.delete(listener)
-        if (set.size === 0) this.listeners.delete(docId)
+        if (set.size === 0 && this.listeners.get(docId) === set) this.listeners.delete(docId)
         throw error
+      } finally {
+        if (this.watching.get(docId) === watching) this.watching.delete(docId)
       }
-    } else {
-      set.add(listener)
     }
     let active = true
     return () => {
@@ -207,14 +224,13 @@ export abstract class LogStore implements DocumentStore {
     if (merged.rejected.length > 0) {
       this.options.logger.error('compaction dropped updates that Yjs refused', { docId, ids: merged.rejected })
     }
-    const keep = this.options.keepTail
     const committed = await this.commitCompaction(docId, {
       expectedEpoch: snapshot.epoch,
       expectedCompacted: snapshot.compacted,
       compacted: last.id,
       state: merged.state,
       stateVector: merged.stateVector,
-      floor: entries.length > keep ? (entries[entries.length - keep - 1] as LogEntry).id : null,
+      keepTail: this.options.keepTail,
       mergedUpdates: entries.length,
       mergedBytes: entries.reduce((sum, e) => sum + e.update.length, 0)
     })

@@ -106,10 +106,11 @@ export class MemoryStore extends LogStore {
     doc.stateVector = maxClocks(doc.stateVector, decodeClockMap(commit.stateVector))
     doc.checkpoints.unshift({ id: commit.compacted, stateVector: commit.stateVector })
     doc.checkpoints.length = Math.min(doc.checkpoints.length, this.options.checkpointsKept)
-    if (commit.floor !== null) {
-      const floor = commit.floor
-      doc.log = doc.log.filter(e => compareStreamIds(e.id, floor) > 0)
-      doc.floor = floor
+    const merged = doc.log.filter(e => compareStreamIds(e.id, commit.compacted) <= 0)
+    const floor = merged[merged.length - commit.keepTail - 1]
+    if (floor !== undefined) {
+      doc.log = doc.log.filter(e => compareStreamIds(e.id, floor.id) > 0)
+      doc.floor = floor.id
     }
     doc.pendingUpdates -= commit.mergedUpdates
     doc.pendingBytes -= commit.mergedBytes

@@ -52,9 +52,9 @@ return {meta, sv, state, entries, checkpoints}
 
 /**
  * KEYS: meta, state, log, checkpoints, stateVector. ARGV: expected epoch, expected compacted,
- * compacted, state, checkpoint, checkpoints kept, floor or '', first ID kept or '', merged
- * updates, merged bytes, then (client, clock) pairs raising the state vector. Returns 1 when
- * committed, 0 when another writer changed the document first.
+ * compacted, state, checkpoint, checkpoints kept, tail kept (entries at or before compacted),
+ * merged updates, merged bytes, then (client, clock) pairs raising the state vector. Returns 1
+ * when committed, 0 when another writer changed the document first.
  */
 export const COMMIT_COMPACTION = `
 if redis.call('HGET', KEYS[1], 'epoch') ~= ARGV[1] then return 0 end
@@ -63,13 +63,17 @@ redis.call('SET', KEYS[2], ARGV[4])
 redis.call('HSET', KEYS[1], 'compacted', ARGV[3])
 redis.call('LPUSH', KEYS[4], ARGV[5])
 redis.call('LTRIM', KEYS[4], 0, tonumber(ARGV[6]) - 1)
-if ARGV[7] ~= '' then
-  redis.call('XTRIM', KEYS[3], 'MINID', ARGV[8])
-  redis.call('HSET', KEYS[1], 'floor', ARGV[7])
+local keep = tonumber(ARGV[7])
+local tail = redis.call('XREVRANGE', KEYS[3], ARGV[3], '-', 'COUNT', keep + 1)
+if #tail > keep then
+  local floor = tail[#tail][1]
+  redis.call('XTRIM', KEYS[3], 'MINID', floor)
+  redis.call('XDEL', KEYS[3], floor)
+  redis.call('HSET', KEYS[1], 'floor', floor)
 end
-redis.call('HINCRBY', KEYS[1], 'pendingUpdates', '-' .. ARGV[9])
-redis.call('HINCRBY', KEYS[1], 'pendingBytes', '-' .. ARGV[10])
-for i = 11, #ARGV, 2 do
+redis.call('HINCRBY', KEYS[1], 'pendingUpdates', '-' .. ARGV[8])
+redis.call('HINCRBY', KEYS[1], 'pendingBytes', '-' .. ARGV[9])
+for i = 10, #ARGV, 2 do
   local current = tonumber(redis.call('HGET', KEYS[5], ARGV[i]) or '0')
   if tonumber(ARGV[i + 1]) > current then redis.call('HSET', KEYS[5], ARGV[i], ARGV[i + 1]) end
 end

@@ -12,7 +12,7 @@ import { Redis, type RedisOptions } from 'ioredis'
 import { encodeAwarenessEntries, type AwarenessEntry } from '../../shared/awareness.js'
 import { ErrorCode, ProtocolError } from '../../shared/errors.js'
 import {
-  STREAM_START, compareStreamIds, decodeClockMap, formatEventId, newEpoch, nextStreamId,
+  STREAM_START, compareStreamIds, decodeClockMap, formatEventId, newEpoch,
   type Checkpoint, type ClockMap, type ClockRange, type HistorySnapshot, type LogEntry, type StreamId
 } from './history.js'
 import { LogStore, storeDefaults, type Appended, type CompactionCommit, type FullRead, type ReplayRead, type StoreOptions } from './log-store.js'
@@ -104,9 +104,12 @@ export class RedisStore extends LogStore {
     const connectionOptions: RedisOptions = { maxRetriesPerRequest: 1, ...redisOptions }
     this.ownsClient = typeof redis === 'string'
     this.redis = typeof redis === 'string' ? new Redis(redis, connectionOptions) : redis
-    this.subscriber = this.redis.duplicate()
+    // No ready check: its INFO would fail on a connection that a SUBSCRIBE already put in
+    // subscriber mode, and ioredis would drop the connection and its subscriptions.
+    this.subscriber = this.redis.duplicate({ enableReadyCheck: false })
     this.prefix = prefix
-    for (const [name, { lua, keys }] of Object.entries(SCRIPTS)) this.redis.defineCommand(name, { lua, numberOfKeys: keys })
+    // A script without a fixed key count takes the count as its first argument (ioredis: no numberOfKeys).
+    for (const [name, { lua, keys }] of Object.entries(SCRIPTS)) this.redis.defineCommand(name, keys < 0 ? { lua } : { lua, numberOfKeys: keys })
     this.redis.on('error', error => this.options.logger.warn('redis error', { error: String(error) }))
     this.subscriber.on('error', error => this.options.logger.warn('redis subscriber error', { error: String(error) }))
     this.subscriber.on('messageBuffer', (channel: Buffer, message: Buffer) => this.onMessage(channel.toString('utf8'), message))
@@ -158,7 +161,7 @@ export class RedisStore extends LogStore {
     const clocks = [...decodeClockMap(commit.stateVector)].flatMap(([client, clock]) => [String(client), String(clock)])
     const committed = await this.script('ysseCommitCompaction', [k.meta, k.state, k.log, k.checkpoints, k.stateVector], [
       commit.expectedEpoch, commit.expectedCompacted, commit.compacted, Buffer.from(commit.state), checkpoint,
-      String(this.options.checkpointsKept), commit.floor ?? '', commit.floor === null ? '' : nextStreamId(commit.floor),
+      String(this.options.checkpointsKept), String(commit.keepTail),
       String(commit.mergedUpdates), String(commit.mergedBytes), ...clocks
     ])
     return Number(committed) === 1

@@ -1,0 +1,161 @@
+import * as Y from 'yjs'
+import { createParser, type EventSourceMessage } from 'eventsource-parser'
+import { afterEach } from 'vitest'
+import { createSyncServer, RedisStore, type SyncServer, type SyncServerOptions } from '../../server/index.js'
+import type { StoreOptions } from '../../server/store/log-store.js'
+import { BINARY_CONTENT_TYPE, routes, type SyncEventData } from '../../shared/protocol.js'
+import { fromBase64, toBase64Url } from '../../shared/codec.js'
+import { redisUrl, uniquePrefix } from './redis.js'
+import { waitFor } from './wait.js'
+
+const cleanups: (() => Promise<void>)[] = []
+
+afterEach(async () => {
+  // Reverse order: clients before the servers they talk to.
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup()
+})
+
+/** Registers work for the end of the current test. */
+export const onCleanup = (cleanup: () => Promise<void>): void => {
+  cleanups.push(cleanup)
+}
+
+export interface TestServer {
+  sync: SyncServer
+  url: string
+  port: number
+  prefix: string
+  /** Closes the server (and its store); idempotent. */
+  close(): Promise<void>
+}
+
+export interface StartOptions {
+  server?: Partial<SyncServerOptions>
+  store?: Partial<StoreOptions>
+  /** Share documents with another test server: reuse its Redis prefix. */
+  prefix?: string
+  port?: number
+}
+
+/** A real server on a free port over the test Redis, closed after the test. */
+export const startServer = async (options: StartOptions = {}): Promise<TestServer> => {
+  const prefix = options.prefix ?? uniquePrefix('srv')
+  const store = new RedisStore({ redis: redisUrl(), prefix, ...options.store })
+  const sync = createSyncServer({ store, ...options.server })
+  const { url, port } = await sync.listen(options.port ?? 0, '127.0.0.1')
+  let closed: Promise<void> | null = null
+  const close = async (): Promise<void> => {
+    closed ??= sync.close()
+    return closed
+  }
+  onCleanup(close)
+  return { sync, url, port, prefix, close }
+}
+
+/** POSTs bytes as an update; returns the response. */
+export const postUpdate = (url: string, docId: string, body: Uint8Array, contentType = BINARY_CONTENT_TYPE): Promise<Response> =>
+  fetch(url + routes.updates(docId), { method: 'POST', headers: { 'content-type': contentType }, body: body as Uint8Array<ArrayBuffer> })
+
+/** POSTs an update and returns its event ID, failing the test on any other answer. */
+export const appendUpdate = async (url: string, docId: string, update: Uint8Array): Promise<string> => {
+  const res = await postUpdate(url, docId, update)
+  if (res.status !== 200) throw new Error(`POST update answered ${res.status}: ${await res.text()}`)
+  return ((await res.json()) as { eventId: string }).eventId
+}
+
+export interface EventsOptions {
+  lastEventId?: string
+  lastEventIdQuery?: string
+  stateVector?: Uint8Array
+  awareness?: number
+}
+
+/** A raw event-stream reader over fetch + eventsource-parser, recording every event and comment. */
+export interface EventsReader {
+  status: number
+  headers: Headers
+  events: EventSourceMessage[]
+  retries: number[]
+  comments: string[]
+  /** Raw text received, for framing checks. */
+  raw: string
+  ended: boolean
+  /** The sync event's data, once received. */
+  sync(): Promise<SyncEventData & { id: string }>
+  /** Events named `name` received so far. */
+  named(name: string): EventSourceMessage[]
+  /** Calls `listener` for every event received so far and from now on. */
+  onEvent(listener: (event: EventSourceMessage) => void): void
+  close(): Promise<void>
+}
+
+export const openEvents = async (url: string, docId: string, options: EventsOptions = {}): Promise<EventsReader> => {
+  const query = new URLSearchParams()
+  if (options.lastEventIdQuery !== undefined) query.set('lastEventId', options.lastEventIdQuery)
+  if (options.stateVector !== undefined) query.set('sv', toBase64Url(options.stateVector))
+  if (options.awareness !== undefined) query.set('awareness', String(options.awareness))
+  const controller = new AbortController()
+  const headers: Record<string, string> = { accept: 'text/event-stream' }
+  if (options.lastEventId !== undefined) headers['last-event-id'] = options.lastEventId
+  const res = await fetch(`${url}${routes.events(docId)}?${query}`, { headers, signal: controller.signal })
+  const reader: EventsReader = {
+    status: res.status,
+    headers: res.headers,
+    events: [],
+    retries: [],
+    comments: [],
+    raw: '',
+    ended: false,
+    async sync () {
+      await waitFor(() => reader.events.length > 0 || reader.ended, { message: 'no sync event' })
+      const first = reader.events[0]
+      if (first?.event !== 'sync') throw new Error(`first event is ${first?.event ?? 'missing'}`)
+      return { ...(JSON.parse(first.data) as SyncEventData), id: first.id ?? '' }
+    },
+    named: name => reader.events.filter(e => e.event === name),
+    onEvent (listener) {
+      reader.events.forEach(listener)
+      listeners.push(listener)
+    },
+    async close () {
+      controller.abort()
+      await waitFor(() => reader.ended, { message: 'stream did not end after abort' })
+    }
+  }
+  const listeners: ((event: EventSourceMessage) => void)[] = []
+  const parser = createParser({
+    onEvent: event => {
+      reader.events.push(event)
+      for (const listener of listeners) listener(event)
+    },
+    onRetry: retry => reader.retries.push(retry),
+    onComment: comment => reader.comments.push(comment)
+  })
+  const pump = async (): Promise<void> => {
+    const decoder = new TextDecoder()
+    try {
+      for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+        const text = decoder.decode(chunk, { stream: true })
+        reader.raw += text
+        parser.feed(text)
+      }
+    } catch {
+      // Aborted or cut: `ended` tells the test.
+    } finally {
+      reader.ended = true
+    }
+  }
+  void pump()
+  onCleanup(() => reader.close())
+  return reader
+}
+
+/** A document fed by an events reader: applies sync and update events as they arrive. */
+export const followDoc = (reader: EventsReader): Y.Doc => {
+  const doc = new Y.Doc()
+  reader.onEvent(event => {
+    if (event.event === 'sync') Y.applyUpdate(doc, fromBase64((JSON.parse(event.data) as SyncEventData).update))
+    if (event.event === 'update') Y.applyUpdate(doc, fromBase64(event.data))
+  })
+  return doc
+}

@@ -1,0 +1,277 @@
+import { describe, expect, it } from 'vitest'
+import * as Y from 'yjs'
+import * as http from 'node:http'
+import { EventSource } from 'eventsource'
+import { Awareness, encodeAwarenessUpdate, applyAwarenessUpdate } from 'y-protocols/awareness'
+import { routes, type SyncEventData } from '../../shared/protocol.js'
+import { fromBase64 } from '../../shared/codec.js'
+import { appendUpdate, followDoc, onCleanup, openEvents, startServer } from '../helpers/server.js'
+import { waitFor } from '../helpers/wait.js'
+
+/** A writer whose every change becomes one update to POST. */
+const writer = (): { doc: Y.Doc; updates: Uint8Array[] } => {
+  const doc = new Y.Doc()
+  const updates: Uint8Array[] = []
+  doc.on('update', (update: Uint8Array) => updates.push(update))
+  return { doc, updates }
+}
+
+const postAwareness = (url: string, docId: string, update: Uint8Array): Promise<Response> =>
+  fetch(url + routes.awareness(docId), { method: 'POST', headers: { 'content-type': 'application/octet-stream' }, body: update as Uint8Array<ArrayBuffer> })
+
+describe('event stream framing', () => {
+  it('sends status 200, SSE headers, a jittered retry, then sync and update events', async () => {
+    const { url } = await startServer()
+    const w = writer()
+    w.doc.getText('t').insert(0, 'a')
+    const first = await appendUpdate(url, 'd', w.updates[0] as Uint8Array)
+    const readers = await Promise.all([openEvents(url, 'd'), openEvents(url, 'd'), openEvents(url, 'd')])
+    const [reader] = readers
+    if (reader === undefined) throw new Error('no reader')
+    expect(reader.status).toBe(200)
+    expect(reader.headers.get('content-type')).toBe('text/event-stream; charset=utf-8')
+    expect(reader.headers.get('cache-control')).toBe('no-cache, no-transform')
+    expect(reader.headers.get('x-accel-buffering')).toBe('no')
+    const sync = await reader.sync()
+    expect(sync.id).toBe(first)
+    expect(sync.resume).toBe('full')
+    w.doc.getText('t').insert(1, 'b')
+    const second = await appendUpdate(url, 'd', w.updates[1] as Uint8Array)
+    await waitFor(() => reader.named('update').length === 1)
+    const update = reader.named('update')[0]
+    expect(update?.id).toBe(second)
+    expect(Buffer.from(fromBase64(update?.data ?? ''))).toEqual(Buffer.from(w.updates[1] as Uint8Array))
+    // LF only, each event ends with a blank line, retry before the first event.
+    expect(reader.raw).not.toContain('\r')
+    expect(reader.raw.startsWith('retry: ')).toBe(true)
+    expect(reader.raw.endsWith('\n\n')).toBe(true)
+    // Jitter: three connections, retry values in [base, 2 base) that are not all equal.
+    await Promise.all(readers.map(r => r.sync()))
+    const retries = readers.map(r => r.retries[0] ?? -1)
+    for (const retry of retries) expect(retry).toBeGreaterThanOrEqual(1000)
+    expect(new Set(retries).size).toBeGreaterThan(1)
+  })
+
+  it('sends heartbeat comments', async () => {
+    const { url } = await startServer({ server: { heartbeatMs: 50 } })
+    const reader = await openEvents(url, 'd')
+    await waitFor(() => reader.comments.length >= 2, { message: 'no heartbeats' })
+  })
+
+  it('delivers every update exactly once across the seam between sync and live events', async () => {
+    const { url } = await startServer()
+    const w = writer()
+    const text = w.doc.getText('t')
+    const posting = (async () => {
+      for (let i = 0; i < 60; i++) {
+        text.insert(text.length, String(i % 10))
+        await appendUpdate(url, 'd', w.updates[i] as Uint8Array)
+      }
+    })()
+    // Readers join while updates are being written.
+    const readers = []
+    for (let i = 0; i < 6; i++) readers.push(await openEvents(url, 'd'))
+    await posting
+    for (const reader of readers) {
+      const doc = followDoc(reader)
+      await waitFor(() => doc.getText('t').toString() === text.toString(), { message: () => `reader has ${doc.getText('t').toString()}` })
+      const ids = reader.named('update').map(e => e.id)
+      expect(new Set(ids).size).toBe(ids.length)
+      // No update event repeats what the sync event covered.
+      const syncId = (await reader.sync()).id
+      expect(ids).not.toContain(syncId)
+    }
+  })
+})
+
+describe('the eventsource package as a client', () => {
+  it('connects, resumes with Last-Event-ID after a server restart, and awareness does not move its resume point', async () => {
+    const first = await startServer({ server: { retryMs: 20 } })
+    const w = writer()
+    const text = w.doc.getText('t')
+    text.insert(0, 'one ')
+    await appendUpdate(first.url, 'd', w.updates[0] as Uint8Array)
+
+    const seen: { type: string; id: string; data: string }[] = []
+    const connections: string[] = []
+    const source = new EventSource(first.url + routes.events('d'), {
+      fetch: (input, init) => {
+        connections.push(new Headers(init?.headers).get('last-event-id') ?? '')
+        return fetch(input, init)
+      }
+    })
+    onCleanup(async () => source.close())
+    for (const type of ['sync', 'update', 'awareness']) source.addEventListener(type, event => seen.push({ type, id: event.lastEventId, data: event.data }))
+    await waitFor(() => seen.some(e => e.type === 'sync'))
+    const doc = new Y.Doc()
+    const apply = (from: number): void => {
+      for (const e of seen.slice(from)) {
+        if (e.type === 'sync') Y.applyUpdate(doc, fromBase64((JSON.parse(e.data) as SyncEventData).update))
+        if (e.type === 'update') Y.applyUpdate(doc, fromBase64(e.data))
+      }
+    }
+
+    text.insert(4, 'two ')
+    const second = await appendUpdate(first.url, 'd', w.updates[1] as Uint8Array)
+    await waitFor(() => seen.some(e => e.type === 'update'))
+    const awareness = new Awareness(new Y.Doc())
+    awareness.setLocalState({ name: 'x' })
+    expect((await postAwareness(first.url, 'd', encodeAwarenessUpdate(awareness, [awareness.clientID]))).status).toBe(204)
+    await waitFor(() => seen.some(e => e.type === 'awareness'))
+    apply(0)
+    const before = seen.length
+
+    // Restart on the same port and Redis; an update lands while the client is away.
+    await first.close()
+    text.insert(8, 'three')
+    const restarted = await startServer({ prefix: first.prefix, port: first.port, server: { retryMs: 20 } })
+    await appendUpdate(restarted.url, 'd', w.updates[2] as Uint8Array)
+    await waitFor(() => seen.slice(before).some(e => e.type === 'sync'), { timeout: 15_000, message: 'no reconnect' })
+    // The awareness event came last but has no id: the resume point is still the last update.
+    expect(connections).toEqual(['', second])
+    const resumed = seen.slice(before).find(e => e.type === 'sync')
+    expect((JSON.parse(resumed?.data ?? '{}') as SyncEventData).resume).toBe('replay')
+    apply(before)
+    expect(doc.getText('t').toString()).toBe('one two three')
+  })
+})
+
+describe('awareness', () => {
+  it('fans presence out, sends current presence to late joiners, and retracts it when the stream closes', async () => {
+    const { url } = await startServer()
+    const alice = new Awareness(new Y.Doc())
+    alice.setLocalState({ name: 'alice' })
+    const aliceStream = await openEvents(url, 'd', { awareness: alice.clientID })
+    await aliceStream.sync()
+    const bob = await openEvents(url, 'd')
+    await bob.sync()
+    expect((await postAwareness(url, 'd', encodeAwarenessUpdate(alice, [alice.clientID]))).status).toBe(204)
+    const seenByBob = new Awareness(new Y.Doc())
+    bob.onEvent(event => { if (event.event === 'awareness') applyAwarenessUpdate(seenByBob, fromBase64(event.data), 'server') })
+    await waitFor(() => seenByBob.getStates().get(alice.clientID)?.name === 'alice')
+
+    // A late joiner gets the presence right after its sync event.
+    const carol = await openEvents(url, 'd')
+    await waitFor(() => carol.named('awareness').length === 1)
+    expect(carol.events.map(e => e.event)).toEqual(['sync', 'awareness'])
+
+    // Alice's stream dies without a word: the server retracts her presence.
+    await aliceStream.close()
+    await waitFor(() => !seenByBob.getStates().has(alice.clientID), { message: 'ghost presence' })
+  })
+
+  it('keeps presence while another stream of the same client is open', async () => {
+    const { url } = await startServer()
+    const alice = new Awareness(new Y.Doc())
+    alice.setLocalState({ name: 'alice' })
+    const tab1 = await openEvents(url, 'd', { awareness: alice.clientID })
+    const tab2 = await openEvents(url, 'd', { awareness: alice.clientID })
+    await Promise.all([tab1.sync(), tab2.sync()])
+    await postAwareness(url, 'd', encodeAwarenessUpdate(alice, [alice.clientID]))
+    const bob = await openEvents(url, 'd')
+    await waitFor(() => bob.named('awareness').length === 1)
+    await tab1.close()
+    await tab2.sync()
+    // A marker update proves the server processed the close before we look.
+    const w = writer()
+    w.doc.getText('t').insert(0, 'x')
+    await appendUpdate(url, 'd', w.updates[0] as Uint8Array)
+    await waitFor(() => bob.named('update').length === 1)
+    expect(bob.named('awareness')).toHaveLength(1)
+    await tab2.close()
+    await waitFor(() => bob.named('awareness').length === 2, { message: 'no retraction after the last stream closed' })
+  })
+
+  it('refuses a malformed awareness update', async () => {
+    const { url } = await startServer()
+    const res = await postAwareness(url, 'd', new Uint8Array([5, 1, 2]))
+    expect(res.status).toBe(400)
+    expect(((await res.json()) as { error: { code: string } }).error.code).toBe('malformed-awareness')
+  })
+})
+
+describe('several server instances on one Redis', () => {
+  it('deliver each other\'s updates, with the same event IDs', async () => {
+    const a = await startServer()
+    const b = await startServer({ prefix: a.prefix })
+    const onA = await openEvents(a.url, 'd')
+    const onB = await openEvents(b.url, 'd')
+    await Promise.all([onA.sync(), onB.sync()])
+    const wa = writer()
+    const wb = writer()
+    wa.doc.getText('t').insert(0, 'from a ')
+    wb.doc.getText('t').insert(0, 'from b ')
+    const idA = await appendUpdate(a.url, 'd', wa.updates[0] as Uint8Array)
+    const idB = await appendUpdate(b.url, 'd', wb.updates[0] as Uint8Array)
+    for (const reader of [onA, onB]) {
+      await waitFor(() => reader.named('update').length === 2)
+      expect(reader.named('update').map(e => e.id)).toEqual([idA, idB])
+    }
+    const docA = followDoc(onA)
+    const docB = followDoc(onB)
+    expect(docA.getText('t').toString()).toBe(docB.getText('t').toString())
+    expect(docA.getText('t').length).toBe(14)
+  })
+})
+
+describe('slow readers', () => {
+  it('are closed once their backlog passes the limit, so memory stays bounded', async () => {
+    const { url } = await startServer({ server: { maxBufferedBytes: 256 * 1024 } })
+    // A reader that stops reading: socket buffers fill, then the server's backlog grows.
+    const { port, hostname } = new URL(url)
+    const res = await new Promise<http.IncomingMessage>(resolve => {
+      http.get({ host: hostname, port, path: routes.events('d') }, resolve)
+    })
+    res.pause()
+    const w = writer()
+    const text = w.doc.getText('t')
+    const total = 160 // 10 MiB: more than loopback socket buffers plus the allowed backlog
+    for (let i = 0; i < total; i++) {
+      text.insert(0, 'x'.repeat(64 * 1024))
+      await appendUpdate(url, 'd', w.updates[i] as Uint8Array)
+    }
+    let body = ''
+    let ended = false
+    res.setEncoding('utf8')
+    res.on('data', (chunk: string) => { body += chunk })
+    res.on('close', () => { ended = true })
+    res.resume()
+    await waitFor(() => ended, { message: 'the server kept the stream of a reader that fell behind' })
+    const delivered = body.split('event: update\n').length - 1
+    expect(delivered).toBeLessThan(total)
+  })
+
+  it('get held-back updates merged into one event when they catch up', async () => {
+    const { url } = await startServer({ server: { maxBufferedBytes: 64 * 1024 * 1024 } })
+    const { port, hostname } = new URL(url)
+    const res = await new Promise<http.IncomingMessage>(resolve => {
+      http.get({ host: hostname, port, path: routes.events('d') }, resolve)
+    })
+    res.pause()
+    const w = writer()
+    const text = w.doc.getText('t')
+    const total = 160
+    for (let i = 0; i < total; i++) {
+      text.insert(0, 'x'.repeat(64 * 1024))
+      await appendUpdate(url, 'd', w.updates[i] as Uint8Array)
+    }
+    let body = ''
+    res.setEncoding('utf8')
+    res.on('data', (chunk: string) => { body += chunk })
+    res.resume()
+    const doc = new Y.Doc()
+    await waitFor(() => {
+      const complete = body.split('\n\n').slice(0, -1) // the last part may be an event still arriving
+      const events = complete.filter(e => e.includes('event: update'))
+      const fresh = new Y.Doc()
+      for (const e of events) Y.applyUpdate(fresh, fromBase64(/data: (.*)/.exec(e)?.[1] ?? ''))
+      if (fresh.getText('t').length !== text.length) return false
+      Y.applyUpdate(doc, Y.encodeStateAsUpdate(fresh))
+      return true
+    }, { timeout: 20_000, message: 'reader never caught up' })
+    expect(doc.getText('t').toString()).toBe(text.toString())
+    const delivered = body.split('event: update\n').length - 1
+    expect(delivered).toBeLessThan(total)
+    res.destroy()
+  })
+})
