@@ -117,9 +117,9 @@ export const createSyncServer = (options: Partial<SyncServerOptions> = {}): Sync
       for (const stream of routes.streams) stream.end()
       const deadline = new Promise<void>(resolve => setTimeout(resolve, resolved.shutdownTimeoutMs).unref())
       await Promise.race([Promise.allSettled([...inFlight, ...[...routes.streams].map(s => s.done)]), deadline])
-      server?.closeIdleConnections()
-      await Promise.race([stopped, deadline])
+      // Every request has been answered and every stream ended: what is left is idle.
       server?.closeAllConnections()
+      await stopped
       await resolved.store.close()
     }
   }
