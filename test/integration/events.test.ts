@@ -215,39 +215,18 @@ describe('several server instances on one Redis', () => {
 })
 
 describe('slow readers', () => {
-  it('are closed once their backlog passes the limit, so memory stays bounded', async () => {
-    const { url } = await startServer({ server: { maxBufferedBytes: 256 * 1024 } })
-    // A reader that stops reading: socket buffers fill, then the server's backlog grows.
+  /**
+   * Opens a stream that stops reading, then stores 160 updates of 64 KiB (10 MiB: more than
+   * loopback socket buffers plus the backlog a test allows) while it is paused.
+   */
+  const fallBehind = async (maxBufferedBytes: number): Promise<{ res: http.IncomingMessage; text: Y.Text; total: number }> => {
+    const { url } = await startServer({ server: { maxBufferedBytes } })
     const { port, hostname } = new URL(url)
     const res = await new Promise<http.IncomingMessage>(resolve => {
       http.get({ host: hostname, port, path: routes.events('d') }, resolve)
     })
     res.pause()
-    const w = writer()
-    const text = w.doc.getText('t')
-    const total = 160 // 10 MiB: more than loopback socket buffers plus the allowed backlog
-    for (let i = 0; i < total; i++) {
-      text.insert(0, 'x'.repeat(64 * 1024))
-      await appendUpdate(url, 'd', w.updates[i] as Uint8Array)
-    }
-    let body = ''
-    let ended = false
-    res.setEncoding('utf8')
-    res.on('data', (chunk: string) => { body += chunk })
-    res.on('close', () => { ended = true })
-    res.resume()
-    await waitFor(() => ended, { message: 'the server kept the stream of a reader that fell behind' })
-    const delivered = body.split('event: update\n').length - 1
-    expect(delivered).toBeLessThan(total)
-  })
-
-  it('get held-back updates merged into one event when they catch up', async () => {
-    const { url } = await startServer({ server: { maxBufferedBytes: 64 * 1024 * 1024 } })
-    const { port, hostname } = new URL(url)
-    const res = await new Promise<http.IncomingMessage>(resolve => {
-      http.get({ host: hostname, port, path: routes.events('d') }, resolve)
-    })
-    res.pause()
+    onCleanup(async () => { res.destroy() })
     const w = writer()
     const text = w.doc.getText('t')
     const total = 160
@@ -255,23 +234,43 @@ describe('slow readers', () => {
       text.insert(0, 'x'.repeat(64 * 1024))
       await appendUpdate(url, 'd', w.updates[i] as Uint8Array)
     }
+    return { res, text, total }
+  }
+
+  /** Reads the rest of the stream into a string. */
+  const readAll = (res: http.IncomingMessage): { body: () => string; ended: () => boolean } => {
     let body = ''
+    let ended = false
     res.setEncoding('utf8')
     res.on('data', (chunk: string) => { body += chunk })
+    res.on('close', () => { ended = true })
     res.resume()
+    return { body: () => body, ended: () => ended }
+  }
+
+  const updateEvents = (body: string): number => body.split('event: update\n').length - 1
+
+  it('are closed once their backlog passes the limit, so memory stays bounded', async () => {
+    const { res, total } = await fallBehind(256 * 1024)
+    const stream = readAll(res)
+    await waitFor(stream.ended, { message: 'the server kept the stream of a reader that fell behind' })
+    expect(updateEvents(stream.body())).toBeLessThan(total)
+  })
+
+  it('get held-back updates merged into one event when they catch up', async () => {
+    const { res, text, total } = await fallBehind(64 * 1024 * 1024)
+    const stream = readAll(res)
     const doc = new Y.Doc()
     await waitFor(() => {
-      const complete = body.split('\n\n').slice(0, -1) // the last part may be an event still arriving
-      const events = complete.filter(e => e.includes('event: update'))
+      const complete = stream.body().split('\n\n').slice(0, -1) // the last part may be an event still arriving
       const fresh = new Y.Doc()
-      for (const e of events) Y.applyUpdate(fresh, fromBase64(/data: (.*)/.exec(e)?.[1] ?? ''))
+      for (const e of complete.filter(e => e.includes('event: update'))) Y.applyUpdate(fresh, fromBase64(/data: (.*)/.exec(e)?.[1] ?? ''))
       if (fresh.getText('t').length !== text.length) return false
       Y.applyUpdate(doc, Y.encodeStateAsUpdate(fresh))
       return true
     }, { timeout: 20_000, message: 'reader never caught up' })
     expect(doc.getText('t').toString()).toBe(text.toString())
-    const delivered = body.split('event: update\n').length - 1
-    expect(delivered).toBeLessThan(total)
-    res.destroy()
+    expect(stream.ended()).toBe(false)
+    expect(updateEvents(stream.body())).toBeLessThan(total)
   })
 })
