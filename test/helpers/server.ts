@@ -1,5 +1,6 @@
 import * as Y from 'yjs'
 import { createParser, type EventSourceMessage } from 'eventsource-parser'
+import type { Context, Middleware, Next } from 'koa'
 import { afterEach } from 'vitest'
 import { createSyncServer, RedisStore, type SyncServer, type SyncServerOptions } from '../../server/index.js'
 import type { StoreOptions } from '../../server/store/log-store.js'
@@ -8,7 +9,7 @@ import { fromBase64, toBase64Url } from '../../shared/codec.js'
 import { redisUrl, uniquePrefix } from './redis.js'
 import { waitFor } from './wait.js'
 
-const cleanups: (() => Promise<void>)[] = []
+const cleanups: (() => Promise<void> | void)[] = []
 
 afterEach(async () => {
   // Reverse order: clients before the servers they talk to.
@@ -16,15 +17,18 @@ afterEach(async () => {
 })
 
 /** Registers work for the end of the current test. */
-export const onCleanup = (cleanup: () => Promise<void>): void => {
+export const onCleanup = (cleanup: () => Promise<void> | void): void => {
   cleanups.push(cleanup)
 }
 
 export interface TestServer {
+  /** The running server; replaced by {@link TestServer.restart}. */
   sync: SyncServer
   url: string
   port: number
   prefix: string
+  /** Closes the server (streams end, clients reconnect) and starts a new one on the same port and Redis prefix. */
+  restart(): Promise<void>
   /** Closes the server (and its store); idempotent. */
   close(): Promise<void>
 }
@@ -35,21 +39,45 @@ export interface StartOptions {
   /** Share documents with another test server: reuse its Redis prefix. */
   prefix?: string
   port?: number
+  /** Middleware put in front of the protocol's routes (after the error middleware), e.g. an auth check. */
+  before?: Middleware
+}
+
+const listen = async (options: StartOptions, prefix: string, port: number): Promise<{ sync: SyncServer; url: string; port: number }> => {
+  const store = new RedisStore({ redis: redisUrl(), prefix, ...options.store })
+  const sync = createSyncServer({ store, ...options.server })
+  // Index 0 is the error middleware: a rejection still gets the protocol's JSON body.
+  if (options.before !== undefined) sync.app.middleware.splice(1, 0, options.before)
+  return { sync, ...(await sync.listen(port, '127.0.0.1')) }
 }
 
 /** A real server on a free port over the test Redis, closed after the test. */
 export const startServer = async (options: StartOptions = {}): Promise<TestServer> => {
   const prefix = options.prefix ?? uniquePrefix('srv')
-  const store = new RedisStore({ redis: redisUrl(), prefix, ...options.store })
-  const sync = createSyncServer({ store, ...options.server })
-  const { url, port } = await sync.listen(options.port ?? 0, '127.0.0.1')
-  let closed: Promise<void> | null = null
-  const close = async (): Promise<void> => {
-    closed ??= sync.close()
-    return closed
+  const first = await listen(options, prefix, options.port ?? 0)
+  let closed = false
+  const server: TestServer = {
+    sync: first.sync,
+    url: first.url,
+    port: first.port,
+    prefix,
+    async restart () {
+      await server.sync.close()
+      server.sync = (await listen(options, prefix, first.port)).sync
+    },
+    async close () {
+      if (closed) return
+      closed = true
+      await server.sync.close()
+    }
   }
-  onCleanup(close)
-  return { sync, url, port, prefix, close }
+  onCleanup(() => server.close())
+  return server
+}
+
+/** Koa middleware that answers matching requests itself. */
+export const intercept = (answer: (ctx: Context) => boolean): Middleware => async (ctx: Context, next: Next) => {
+  if (!answer(ctx)) await next()
 }
 
 /** POSTs bytes as an update; returns the response. */

@@ -1,0 +1,86 @@
+/**
+ * Reads one `GET /docs/:docId/events` response with eventsource-parser and hands its events to the
+ * provider. Fetch-based rather than `EventSource`, so the provider can send headers, read status
+ * codes and choose its own resume point.
+ */
+import { createParser } from 'eventsource-parser'
+import { SseEvent, type SyncEventData } from '../../shared/protocol.js'
+import { fromBase64 } from '../../shared/codec.js'
+
+/** What the provider does with the stream's events. Handlers may throw: that ends the stream. */
+export interface EventStreamHandlers {
+  /** The first event: the update that brings the client to the head, and the server's state vector. */
+  sync(update: Uint8Array, stateVector: Uint8Array, eventId: string): void
+  update(update: Uint8Array, eventId: string): void
+  awareness(update: Uint8Array): void
+  /** The server's reconnection delay (`retry:`). */
+  retry(ms: number): void
+}
+
+/**
+ * The server comments every 15 s; a stream silent for three of those periods is dead even if TCP
+ * did not notice (a laptop that slept, a NAT that forgot us), so it is dropped and resumed.
+ */
+export const STREAM_IDLE_TIMEOUT_MS = 45_000
+
+const syncDataOf = (data: string): SyncEventData => {
+  const parsed = JSON.parse(data) as Partial<SyncEventData>
+  if (typeof parsed.update !== 'string' || typeof parsed.stateVector !== 'string') throw new TypeError('sync event without update or stateVector')
+  return parsed as SyncEventData
+}
+
+/**
+ * Reads `body` until the server ends it (resolves) or the network, a handler or `abort` ends it
+ * (rejects). Events without the `id:` the protocol requires end the stream as malformed.
+ */
+export const readEventStream = async (body: ReadableStream<Uint8Array>, handlers: EventStreamHandlers, abort: AbortController): Promise<void> => {
+  let failure: unknown = null
+  const parser = createParser({
+    onRetry: ms => handlers.retry(ms),
+    onEvent: ({ event, id, data }) => {
+      // After an abort (disconnect, a failed handler), the rest of the chunk must not reach the document.
+      if (failure !== null || abort.signal.aborted) return
+      try {
+        switch (event) {
+          case SseEvent.sync: {
+            if (id === undefined) throw new TypeError('sync event without id')
+            const sync = syncDataOf(data)
+            handlers.sync(fromBase64(sync.update), fromBase64(sync.stateVector), id)
+            return
+          }
+          case SseEvent.update:
+            if (id === undefined) throw new TypeError('update event without id')
+            handlers.update(fromBase64(data), id)
+            return
+          case SseEvent.awareness:
+            handlers.awareness(fromBase64(data))
+          // Unknown events are skipped: a newer server may send more kinds.
+        }
+      } catch (error) {
+        failure = error
+        abort.abort(error)
+      }
+    }
+  })
+  const reader = body.getReader()
+  const decoder = new TextDecoder()
+  let idle: ReturnType<typeof setTimeout> | undefined
+  const touch = (): void => {
+    clearTimeout(idle)
+    idle = setTimeout(() => abort.abort(new Error(`no data for ${STREAM_IDLE_TIMEOUT_MS} ms`)), STREAM_IDLE_TIMEOUT_MS)
+  }
+  try {
+    touch()
+    for (;;) {
+      const { done, value } = await reader.read()
+      if (failure !== null) throw failure
+      if (done) return
+      touch()
+      parser.feed(decoder.decode(value, { stream: true }))
+      if (failure !== null) throw failure
+    }
+  } finally {
+    clearTimeout(idle)
+    reader.releaseLock()
+  }
+}

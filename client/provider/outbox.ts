@@ -1,0 +1,156 @@
+/**
+ * Local updates the server has not acknowledged. One POST at a time; whatever accumulates while it
+ * is in flight goes out merged in the next one, so a fast typist (or a replayed trace) costs a few
+ * requests per round trip, not one per keystroke. Nothing leaves the outbox before the server has
+ * answered with an event ID.
+ */
+import * as Y from 'yjs'
+import { Backoff } from './backoff.js'
+import { remedyFor, type ConnectionError, type RequestFailure } from './transport.js'
+
+/** Updates not yet acknowledged, and how many local changes they carry. */
+interface Batch {
+  update: Uint8Array
+  changes: number
+}
+
+/** What the outbox needs from the provider. */
+export interface OutboxHooks {
+  /** POSTs one update; resolves `null` once the server stored it. */
+  post(update: Uint8Array): Promise<RequestFailure | null>
+  /** Reports a failed POST and when it will be retried. */
+  failed(error: ConnectionError): void
+  /** The server will not take updates from this client: the provider must stop. */
+  stop(error: ConnectionError): void
+  /** The number of unacknowledged local changes changed. */
+  changed(unsynced: number): void
+}
+
+/** Whether `doc` holds structs the server's state vector does not cover. */
+const serverLacks = (doc: Y.Doc, serverStateVector: Uint8Array): boolean => {
+  const server = Y.decodeStateVector(serverStateVector)
+  for (const [client, clock] of Y.decodeStateVector(Y.encodeStateVector(doc))) {
+    if ((server.get(client) ?? 0) < clock) return true
+  }
+  return false
+}
+
+/** Queue length at which queued updates are merged into one while they wait. */
+const FOLD_QUEUE_AT = 256
+
+export class Outbox {
+  private queue: Batch[] = []
+  private inFlight: Batch | null = null
+  /** POSTs go out only while the event stream is synced: otherwise the server is likely unreachable anyway. */
+  private open = false
+  private retryTimer: ReturnType<typeof setTimeout> | undefined
+  private readonly backoff: Backoff
+
+  constructor (private readonly hooks: OutboxHooks, maxBackoffMs: number, private readonly maxBatchBytes: number) {
+    this.backoff = new Backoff(maxBackoffMs)
+  }
+
+  /** Local changes not yet acknowledged by the server. */
+  get unsynced (): number {
+    return this.queue.reduce((sum, batch) => sum + batch.changes, this.inFlight?.changes ?? 0)
+  }
+
+  /** Records a local update and sends it as soon as the previous POST is answered. */
+  add (update: Uint8Array): void {
+    // Offline for long, the queue would hold every keystroke: fold it now and then.
+    if (this.queue.length >= FOLD_QUEUE_AT) this.queue = [this.merge(this.queue)]
+    this.queue.push({ update, changes: 1 })
+    this.hooks.changed(this.unsynced)
+    this.flush()
+  }
+
+  /**
+   * Starts sending after a (re)connect. When the server lacks structs this doc has (edits made
+   * offline, or a server that lost data), the outbox is replaced by one diff against the server's
+   * state vector: it holds every queued change and exactly what the server misses.
+   */
+  resume (doc: Y.Doc, serverStateVector: Uint8Array): void {
+    if (serverLacks(doc, serverStateVector)) {
+      const changes = Math.max(1, this.unsynced)
+      // A POST still in flight from the old connection is covered by the diff: its answer no longer matters.
+      this.inFlight = null
+      this.queue = [{ update: Y.encodeStateAsUpdate(doc, serverStateVector), changes }]
+      this.hooks.changed(this.unsynced)
+    }
+    this.open = true
+    this.backoff.reset()
+    this.flush()
+  }
+
+  /** Stops sending (the stream is gone); queued and in-flight updates are kept for the next connection. */
+  pause (): void {
+    this.open = false
+    clearTimeout(this.retryTimer)
+    this.retryTimer = undefined
+  }
+
+  private flush (): void {
+    if (!this.open || this.inFlight !== null || this.retryTimer !== undefined || this.queue.length === 0) return
+    const batch = this.takeBatch()
+    this.inFlight = batch
+    void this.hooks.post(batch.update).then(failure => this.settle(batch, failure))
+  }
+
+  /** Merges queued updates up to `maxBatchBytes` (at least one), keeping the rest queued. */
+  private takeBatch (): Batch {
+    let bytes = 0
+    let count = 0
+    for (const batch of this.queue) {
+      if (count > 0 && bytes + batch.update.length > this.maxBatchBytes) break
+      bytes += batch.update.length
+      count++
+    }
+    return this.merge(this.queue.splice(0, count))
+  }
+
+  private merge (batches: Batch[]): Batch {
+    if (batches.length === 1) return batches[0] as Batch
+    return { update: Y.mergeUpdates(batches.map(b => b.update)), changes: batches.reduce((sum, b) => sum + b.changes, 0) }
+  }
+
+  private settle (batch: Batch, failure: RequestFailure | null): void {
+    if (this.inFlight !== batch) return
+    this.inFlight = null
+    if (failure === null) {
+      this.backoff.reset()
+      this.hooks.changed(this.unsynced)
+      this.flush()
+      return
+    }
+    switch (remedyFor(failure)) {
+      case 'drop':
+        // The server refused the update itself (invalid, too large): resending cannot succeed.
+        this.hooks.changed(this.unsynced)
+        this.hooks.failed({ ...failure, retryIn: null })
+        this.flush()
+        return
+      case 'stop':
+        this.queue.unshift(batch)
+        this.hooks.stop({ ...failure, retryIn: null })
+        return
+      default: {
+        // 'retry', and a 401 that persisted after the transport refreshed the token once.
+        this.queue.unshift(batch)
+        if (!this.open) return
+        const retryIn = (failure.retryAfterMs ?? 0) + this.backoff.next()
+        this.hooks.failed({ ...failure, retryIn })
+        this.retryTimer = setTimeout(() => {
+          this.retryTimer = undefined
+          this.flush()
+        }, retryIn)
+      }
+    }
+  }
+
+  /** Forgets everything and cancels the retry timer (the provider is destroyed). */
+  destroy (): void {
+    this.pause()
+    this.queue = []
+    this.inFlight = null
+  }
+}

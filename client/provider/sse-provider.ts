@@ -1,0 +1,393 @@
+/**
+ * The Yjs provider: one document synced with a y-sse server over HTTP POST and Server-Sent Events.
+ * This class owns the lifecycle (connect, reconnect, stop, destroy) and wires the document, the
+ * outbox, presence and the event stream together.
+ */
+import * as Y from 'yjs'
+import { Awareness } from 'y-protocols/awareness'
+import { ObservableV2 } from 'lib0/observable'
+import { Param } from '../../shared/protocol.js'
+import { toBase64Url } from '../../shared/codec.js'
+import { Backoff, sleep } from './backoff.js'
+import { readEventStream } from './event-stream.js'
+import { Outbox } from './outbox.js'
+import { AwarenessSync } from './awareness-sync.js'
+import { Transport, failureOf, networkFailure, remedyFor, type ConnectionError, type RequestFailure, type TokenSource } from './transport.js'
+
+/** Connection status, as in y-websocket. */
+export type ProviderStatus = 'connecting' | 'connected' | 'disconnected'
+
+/** Events of {@link SseProvider}. */
+export interface SseProviderEvents {
+  /** The connection status changed. */
+  status: (event: { status: ProviderStatus }) => void
+  /** `true` once the server's state has been applied to the document; `false` when the stream is lost. */
+  sync: (synced: boolean) => void
+  /** A request failed; `retryIn` says whether and when the provider tries again. */
+  'connection-error': (error: ConnectionError) => void
+  /** The number of local changes the server has not acknowledged yet changed. */
+  'sync-status': (event: { unsyncedChanges: number }) => void
+  /** Never emitted: declared so the provider has exactly the events of Lexical's `Provider` type. */
+  update: (update: unknown) => void
+  /** Never emitted (the document is never replaced): declared for Lexical's `Provider` type. */
+  reload: (doc: Y.Doc) => void
+}
+
+/**
+ * y-protocols' `Awareness` with the state type it leaves open made explicit. It is still an
+ * `Awareness` (pass it to editor bindings as usual).
+ */
+export type TypedAwareness<State> = {
+  getLocalState(): State | null
+  setLocalState(state: State | null): void
+  getStates(): Map<number, State>
+} & Awareness
+
+/** Options of {@link SseProvider}; every key is optional, see {@link sseProviderDefaults}. */
+export interface SseProviderOptions {
+  /** Connect at once. Default `true`. */
+  connect: boolean
+  /** The presence instance to sync. Default: a new `Awareness` of the document, destroyed with the provider. */
+  awareness: Awareness | undefined
+  /** Query parameters added to every request. */
+  params: Record<string, string>
+  /** Headers added to every request. */
+  headers: Record<string, string>
+  /**
+   * Sent as `Authorization: Bearer <token>`. A function is called before every connection attempt
+   * and after every 401, so tokens rotate without re-creating the provider.
+   */
+  token: TokenSource | undefined
+  /** The `fetch` to use, e.g. one that adds cookies or goes through a proxy. Default: the global `fetch`. */
+  fetch: typeof fetch | undefined
+  /** Upper bound of the backoff delay after failures, in milliseconds. Default 10 000. */
+  maxBackoffTime: number
+  /** Minimum interval between two presence POSTs, in milliseconds. Default 100. */
+  awarenessThrottle: number
+  /** Largest merged update the outbox sends in one POST, in bytes (a single larger update still goes alone). Default 1 MiB. */
+  maxBatchBytes: number
+}
+
+/** Defaults of {@link SseProviderOptions}. */
+export const sseProviderDefaults: SseProviderOptions = {
+  connect: true,
+  awareness: undefined,
+  params: {},
+  headers: {},
+  token: undefined,
+  fetch: undefined,
+  maxBackoffTime: 10_000,
+  awarenessThrottle: 100,
+  maxBatchBytes: 1024 * 1024
+}
+
+/** A state vector longer than this goes unsent: a long URL risks a 414, and the event ID usually suffices. */
+const MAX_STATE_VECTOR_PARAM = 2048
+
+/** Delay before resuming a stream the server ended, when it sent no `retry:`. */
+const DEFAULT_RETRY_MS = 1000
+
+/** Abort reason of `disconnect()` and stops, told apart from the aborts of the idle watchdog and failed handlers. */
+const CLOSED_BY_CLIENT = new Error('closed by the client')
+
+/** How one stream attempt ended: a synced stream ended (by the server or the network), a failure, or `disconnect()`. */
+type AttemptEnd =
+  | { kind: 'ended' }
+  | { kind: 'failed'; failure: RequestFailure }
+  | { kind: 'aborted' }
+
+interface Deferred {
+  resolve(): void
+  reject(error: Error): void
+}
+
+/**
+ * Syncs a `Y.Doc` with a y-sse server: local updates are POSTed (merged while one is in flight,
+ * kept until acknowledged), the server's updates and presence arrive over Server-Sent Events.
+ * Modelled on y-websocket's `WebsocketProvider` and assignable to `@lexical/yjs`'s `Provider`.
+ *
+ * @typeParam State - shape of awareness states; the default leaves them as untyped as y-protocols does.
+ *
+ * @example
+ * ```ts
+ * const doc = new Y.Doc()
+ * const provider = new SseProvider('https://sync.example.com', 'my-doc', doc, { token: getToken })
+ * await provider.whenSynced()
+ * ```
+ */
+// `any` like y-protocols' own state type: a narrower default would not fit Lexical's `UserState`.
+export class SseProvider<State extends object = any> extends ObservableV2<SseProviderEvents> {
+  /** The server's base URL, as given. */
+  readonly serverUrl: string
+  /** The document's ID on the server. */
+  readonly docName: string
+  readonly doc: Y.Doc
+  readonly awareness: TypedAwareness<State>
+  private readonly transport: Transport
+  private readonly outbox: Outbox
+  private readonly presence: AwarenessSync
+  private readonly ownsAwareness: boolean
+  private readonly maxBackoffTime: number
+  private currentStatus: ProviderStatus = 'disconnected'
+  private isSynced = false
+  private wantsConnection = false
+  private destroyed = false
+  /** Whether the connection loop runs; cleared in the same tick it decides to exit, so `connect()` never misses it. */
+  private running = false
+  /** Aborts the current stream attempt or backoff wait. */
+  private attempt: AbortController | null = null
+  private lastEventId: string | null = null
+  private retryMs = DEFAULT_RETRY_MS
+  private pendingConnect: (() => void) | null = null
+  private syncWaiters: Deferred[] = []
+
+  /**
+   * @param serverUrl - the server's base URL (`http://host:port`, plus the base path if the server
+   *   is mounted under one); the protocol's routes are appended to it.
+   * @param docName - the document ID (1–128 characters of `A-Z a-z 0-9 . _ ~ -`).
+   * @param doc - the document to sync.
+   */
+  constructor (serverUrl: string, docName: string, doc: Y.Doc, options: Partial<SseProviderOptions> = {}) {
+    super()
+    const resolved: SseProviderOptions = { ...sseProviderDefaults, ...options }
+    this.serverUrl = serverUrl
+    this.docName = docName
+    this.doc = doc
+    this.ownsAwareness = resolved.awareness === undefined
+    // y-protocols leaves the state type open; State only names it.
+    this.awareness = (resolved.awareness ?? new Awareness(doc)) as TypedAwareness<State>
+    this.maxBackoffTime = resolved.maxBackoffTime
+    // Called through a closure: a browser's fetch throws "Illegal invocation" when called as a method of another object.
+    const fetchFn = resolved.fetch ?? ((input: RequestInfo | URL, init?: RequestInit) => globalThis.fetch(input, init))
+    this.transport = new Transport(serverUrl, docName, { params: resolved.params, headers: resolved.headers, token: resolved.token, fetch: fetchFn })
+    this.outbox = new Outbox({
+      post: update => this.transport.post('updates', update),
+      failed: error => this.emit('connection-error', [error]),
+      stop: error => this.stop(error),
+      changed: unsyncedChanges => this.emit('sync-status', [{ unsyncedChanges }])
+    }, resolved.maxBackoffTime, resolved.maxBatchBytes)
+    this.presence = new AwarenessSync(this.awareness, {
+      post: update => this.transport.post('awareness', update),
+      failed: failure => this.emit('connection-error', [{ ...failure, retryIn: null }])
+    }, resolved.awarenessThrottle)
+    doc.on('update', this.onDocUpdate)
+    doc.on('destroy', this.onDocDestroy)
+    if (resolved.connect) void this.connect()
+  }
+
+  /** The connection status. */
+  get status (): ProviderStatus {
+    return this.currentStatus
+  }
+
+  /** Whether the server's state has been applied to the document on the current connection. */
+  get synced (): boolean {
+    return this.isSynced
+  }
+
+  /** Whether the provider is trying to stay connected (false after `disconnect()` or a stop). */
+  get shouldConnect (): boolean {
+    return this.wantsConnection
+  }
+
+  /** Local changes the server has not acknowledged yet (also reported by the `sync-status` event). */
+  get unsyncedChanges (): number {
+    return this.outbox.unsynced
+  }
+
+  /**
+   * Resolves once the server's state has been applied; rejects when the provider stops (403, 404,
+   * 204, see `connection-error`) or is destroyed before that.
+   */
+  whenSynced (): Promise<void> {
+    if (this.isSynced) return Promise.resolve()
+    if (this.destroyed) return Promise.reject(new Error('the provider was destroyed'))
+    return new Promise((resolve, reject) => this.syncWaiters.push({ resolve, reject }))
+  }
+
+  /**
+   * Starts (or restarts, after a stop) syncing. Resolves when this call's first attempt has an
+   * outcome: synced, failed (the provider keeps retrying, see `connection-error`), stopped, or
+   * `disconnect()` called; it never rejects. Use {@link whenSynced} to wait for the content.
+   *
+   * A promise overtaken by a later `connect()` stays pending: Lexical's `CollaborationPlugin` chains
+   * `disconnect()` on it, and under React StrictMode that would undo the later `connect()`.
+   */
+  connect (): Promise<void> {
+    if (this.destroyed) return Promise.reject(new Error('the provider was destroyed'))
+    this.wantsConnection = true
+    const connected = new Promise<void>(resolve => { this.pendingConnect = resolve })
+    if (!this.running) {
+      this.running = true
+      void this.run()
+    }
+    return connected
+  }
+
+  /**
+   * Closes the stream, sends the removal of the local presence, and stops reconnecting. Local
+   * changes are still recorded and sent on the next `connect()`.
+   */
+  disconnect (): void {
+    this.wantsConnection = false
+    this.attempt?.abort(CLOSED_BY_CLIENT)
+    this.dropConnection()
+    this.settleConnect()
+  }
+
+  /** Disconnects and releases every listener, timer and stream; the provider cannot be used again. */
+  override destroy (): void {
+    if (this.destroyed) return
+    this.disconnect()
+    this.destroyed = true
+    this.doc.off('update', this.onDocUpdate)
+    this.doc.off('destroy', this.onDocDestroy)
+    this.outbox.destroy()
+    this.presence.destroy()
+    if (this.ownsAwareness) this.awareness.destroy()
+    for (const waiter of this.syncWaiters.splice(0)) waiter.reject(new Error('the provider was destroyed'))
+    super.destroy()
+  }
+
+  private readonly onDocUpdate = (update: Uint8Array, origin: unknown): void => {
+    // Updates this provider applied came from the server: never echo them back.
+    if (origin !== this) this.outbox.add(update)
+  }
+
+  private readonly onDocDestroy = (): void => this.destroy()
+
+  /** The connection loop: one stream at a time, with backoff between failures, until told to stop. */
+  private async run (): Promise<void> {
+    const backoff = new Backoff(this.maxBackoffTime)
+    let lastWasUnauthorized = false
+    try {
+      while (this.wantsConnection) {
+        const attempt = new AbortController()
+        this.attempt = attempt
+        this.setStatus('connecting')
+        const end = await this.openStream(attempt)
+        this.dropConnection()
+        if (end.kind === 'aborted') continue
+        let delay: number
+        if (end.kind === 'ended') {
+          // A working stream ended (server shutdown, document reset, network): resume after the server's `retry:` delay.
+          backoff.reset()
+          delay = this.retryMs
+          lastWasUnauthorized = false
+        } else {
+          const { failure } = end
+          const remedy = remedyFor(failure)
+          if (remedy === 'stop' || remedy === 'drop') {
+            this.stop({ ...failure, retryIn: null })
+            break
+          }
+          // A 401 gets one immediate retry with a fresh token; a second one in a row backs off.
+          const unauthorized = remedy === 'refresh-token'
+          delay = unauthorized && !lastWasUnauthorized ? 0 : (failure.retryAfterMs ?? 0) + backoff.next()
+          lastWasUnauthorized = unauthorized
+          this.emit('connection-error', [{ ...failure, retryIn: delay }])
+          this.settleConnect()
+        }
+        if (delay > 0 && this.wantsConnection) await sleep(delay, attempt.signal)
+      }
+    } finally {
+      // In the same tick as the exit decision: a connect() after it starts a new loop.
+      this.running = false
+      this.attempt = null
+      this.setStatus('disconnected')
+    }
+  }
+
+  /** One stream attempt: fetch, check the response, read events until the stream ends. */
+  private async openStream (attempt: AbortController): Promise<AttemptEnd> {
+    const tokenFailure = await this.transport.refreshToken('events')
+    if (tokenFailure !== null) return { kind: 'failed', failure: tokenFailure }
+    if (attempt.signal.aborted) return { kind: 'aborted' }
+    let response: Response
+    try {
+      response = await this.transport.openEvents(this.resumeQuery(), attempt.signal)
+    } catch (error) {
+      return attempt.signal.reason === CLOSED_BY_CLIENT ? { kind: 'aborted' } : { kind: 'failed', failure: networkFailure('events', error) }
+    }
+    if (response.status !== 200 || response.body === null) {
+      // 204 is the server's deliberate "stop"; it has no error body.
+      return { kind: 'failed', failure: await failureOf('events', response) }
+    }
+    let synced = false
+    try {
+      await readEventStream(response.body, {
+        sync: (update, stateVector, eventId) => {
+          this.applyRemote(update, eventId)
+          synced = true
+          this.onSynced(stateVector)
+        },
+        update: (update, eventId) => this.applyRemote(update, eventId),
+        awareness: update => this.presence.applyRemote(update),
+        retry: ms => { this.retryMs = ms }
+      }, attempt)
+      // The server ends the stream before syncing when its store fails: that is a failure, not a resume.
+      return synced ? { kind: 'ended' } : { kind: 'failed', failure: networkFailure('events', new Error('the stream ended before its sync event')) }
+    } catch (error) {
+      if (attempt.signal.reason === CLOSED_BY_CLIENT) return { kind: 'aborted' }
+      return synced ? { kind: 'ended' } : { kind: 'failed', failure: networkFailure('events', attempt.signal.reason ?? error) }
+    }
+  }
+
+  /** Where this client stands: the last event ID, its awareness ID, and its state vector when short enough. */
+  private resumeQuery (): Record<string, string> {
+    const query: Record<string, string> = { [Param.awareness]: String(this.awareness.clientID) }
+    if (this.lastEventId !== null) query[Param.lastEventId] = this.lastEventId
+    const stateVector = toBase64Url(Y.encodeStateVector(this.doc))
+    if (stateVector.length <= MAX_STATE_VECTOR_PARAM) query[Param.stateVector] = stateVector
+    return query
+  }
+
+  private applyRemote (update: Uint8Array, eventId: string): void {
+    Y.applyUpdate(this.doc, update, this)
+    this.lastEventId = eventId
+  }
+
+  private onSynced (serverStateVector: Uint8Array): void {
+    this.setStatus('connected')
+    this.outbox.resume(this.doc, serverStateVector)
+    this.presence.resume()
+    this.isSynced = true
+    this.emit('sync', [true])
+    for (const waiter of this.syncWaiters.splice(0)) waiter.resolve()
+    this.settleConnect()
+  }
+
+  /** Undoes what a live stream set up; after every attempt and on `disconnect()`, so it is idempotent. */
+  private dropConnection (): void {
+    this.outbox.pause()
+    this.presence.pause()
+    if (this.isSynced) {
+      // Leaving on purpose: tell the peers now rather than when the server notices the closed stream.
+      if (!this.wantsConnection) void this.presence.leave()
+      this.isSynced = false
+      this.emit('sync', [false])
+    }
+    this.setStatus('disconnected')
+  }
+
+  /** Stops for good (until `connect()`), saying why. */
+  private stop (error: ConnectionError): void {
+    this.wantsConnection = false
+    this.attempt?.abort(CLOSED_BY_CLIENT)
+    this.emit('connection-error', [error])
+    const reason = new Error(`${error.request}: ${error.message} (HTTP ${error.status})`)
+    for (const waiter of this.syncWaiters.splice(0)) waiter.reject(reason)
+    this.settleConnect()
+  }
+
+  private settleConnect (): void {
+    this.pendingConnect?.()
+    this.pendingConnect = null
+  }
+
+  private setStatus (status: ProviderStatus): void {
+    if (this.currentStatus === status) return
+    this.currentStatus = status
+    this.emit('status', [{ status }])
+  }
+}

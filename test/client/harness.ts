@@ -1,0 +1,57 @@
+/**
+ * What the client tests share beyond test/helpers/server.ts: providers that are destroyed after
+ * each test, a fetch that counts requests, and the server's view of a document.
+ */
+import * as Y from 'yjs'
+import { routes } from '../../shared/protocol.js'
+import { SseProvider, type SseProviderOptions } from '../../client/index.js'
+import { onCleanup } from '../helpers/server.js'
+import { waitFor } from '../helpers/wait.js'
+
+export { intercept, startServer, type TestServer } from '../helpers/server.js'
+
+/** Counts the requests a provider makes, by method and route. */
+export class RequestLog {
+  readonly requests: { method: string; path: string; status: number | null }[] = []
+
+  /** A `fetch` for the provider's `fetch` option that records every request. */
+  readonly fetch: typeof fetch = async (input, init) => {
+    const entry = { method: init?.method ?? 'GET', path: new URL(String(input)).pathname, status: null as number | null }
+    this.requests.push(entry)
+    const response = await globalThis.fetch(input, init)
+    entry.status = response.status
+    return response
+  }
+
+  count (method: string, suffix: string): number {
+    return this.requests.filter(r => r.method === method && r.path.endsWith(suffix)).length
+  }
+}
+
+let docCounter = 0
+
+/** A document ID no other test uses. */
+export const uniqueDocId = (name: string): string => `${name}-${process.pid}-${++docCounter}-${Math.random().toString(36).slice(2, 8)}`
+
+/** Creates a provider that is destroyed after the test. */
+export const provider = (server: { url: string }, docId: string, options: Partial<SseProviderOptions> = {}, doc = new Y.Doc()): SseProvider => {
+  const created = new SseProvider(server.url, docId, doc, options)
+  onCleanup(() => {
+    created.destroy()
+    doc.destroy()
+  })
+  return created
+}
+
+/** The document as the server stores it (empty when it was never written). */
+export const serverDoc = async (server: { url: string }, docId: string, headers: Record<string, string> = {}): Promise<Y.Doc> => {
+  const doc = new Y.Doc()
+  const response = await fetch(`${server.url}${routes.document(docId)}`, { headers })
+  if (response.status === 200) Y.applyUpdate(doc, new Uint8Array(await response.arrayBuffer()))
+  else if (response.status !== 404) throw new Error(`GET document: HTTP ${response.status}`)
+  return doc
+}
+
+/** Waits until the provider's server has acknowledged every local change. */
+export const waitAcked = (p: SseProvider, timeout = 15_000): Promise<void> =>
+  waitFor(() => p.synced && p.unsyncedChanges === 0, { timeout, message: () => `synced=${p.synced} unsynced=${p.unsyncedChanges}` })

@@ -1,0 +1,201 @@
+/** Lifecycle and sync: events, connect/disconnect cycles, offline edits, restarts, destroy. */
+import * as Y from 'yjs'
+import { Awareness } from 'y-protocols/awareness'
+import { describe, expect, it } from 'vitest'
+import type { ProviderStatus } from '../../client/index.js'
+import { waitFor } from '../helpers/wait.js'
+import { RequestLog, provider, serverDoc, startServer, uniqueDocId, waitAcked } from './harness.js'
+
+const text = (p: { doc: Y.Doc }): string => p.doc.getText('t').toString()
+
+describe('SseProvider', () => {
+  it('syncs two providers through the server', async () => {
+    const server = await startServer()
+    const docId = uniqueDocId('basic')
+    const a = provider(server, docId)
+    const b = provider(server, docId)
+    await Promise.all([a.whenSynced(), b.whenSynced()])
+    a.doc.getText('t').insert(0, 'hello')
+    await waitFor(() => text(b) === 'hello')
+    b.doc.getText('t').insert(5, ' world')
+    await waitFor(() => text(a) === 'hello world')
+    await waitAcked(a)
+    await waitAcked(b)
+    expect((await serverDoc(server, docId)).getText('t').toString()).toBe('hello world')
+  })
+
+  it('emits status, then sync only once the server state is in the document', async () => {
+    const server = await startServer()
+    const docId = uniqueDocId('events')
+    const writer = provider(server, docId)
+    writer.doc.getText('t').insert(0, 'existing content')
+    await waitAcked(writer)
+
+    const reader = provider(server, docId, { connect: false })
+    const seen: string[] = []
+    reader.on('status', ({ status }) => seen.push(status))
+    reader.on('sync', synced => seen.push(`sync:${String(synced)}:${text(reader)}`))
+    await reader.connect()
+    expect(reader.synced).toBe(true)
+    expect(seen).toEqual(['connecting', 'connected', 'sync:true:existing content'])
+    reader.disconnect()
+    expect(seen.slice(3)).toEqual(['sync:false:existing content', 'disconnected'])
+  })
+
+  it('counts unacknowledged local changes in sync-status', async () => {
+    const server = await startServer()
+    const p = provider(server, uniqueDocId('status'))
+    await p.whenSynced()
+    const counts: number[] = []
+    p.on('sync-status', ({ unsyncedChanges }) => counts.push(unsyncedChanges))
+    p.doc.getText('t').insert(0, 'a')
+    p.doc.getText('t').insert(1, 'b')
+    p.doc.getText('t').insert(2, 'c')
+    expect(p.unsyncedChanges).toBe(3)
+    await waitAcked(p)
+    expect(counts.slice(0, 3)).toEqual([1, 2, 3])
+    expect(counts.at(-1)).toBe(0)
+  })
+
+  it('survives connect → disconnect → connect many times, keeping edits made in between', async () => {
+    const server = await startServer()
+    const docId = uniqueDocId('cycles')
+    const p = provider(server, docId)
+    const peer = provider(server, docId)
+    const errors: unknown[] = []
+    p.on('connection-error', e => errors.push(e))
+    for (let i = 0; i < 6; i++) {
+      await p.connect()
+      p.disconnect()
+      p.doc.getText('t').insert(0, String(i))
+      if (i % 2 === 0) void p.connect()
+    }
+    await p.connect()
+    await waitAcked(p)
+    await waitFor(() => text(peer) === '543210')
+    expect(text(p)).toBe('543210')
+    // Closing a stream on purpose is not an error, however quickly the next connect() follows.
+    expect(errors).toEqual([])
+  })
+
+  it('stays connected under React StrictMode as Lexical drives it (connect, then disconnect chained on it, connect)', async () => {
+    const server = await startServer()
+    const docId = uniqueDocId('strict')
+    const p = provider(server, docId, { connect: false })
+    const peer = provider(server, docId)
+    // Lexical's useProvider: mount, cleanup (`connectionPromise.then(disconnect)`), mount again.
+    const first = p.connect()
+    void first.then(() => p.disconnect())
+    await p.connect()
+    await peer.whenSynced()
+    peer.doc.getText('t').insert(0, 'still live')
+    await waitFor(() => text(p) === 'still live')
+    expect(p.shouldConnect).toBe(true)
+    expect(p.status).toBe('connected')
+
+    // The real unmount: the chained disconnect runs even when the server is unreachable.
+    const unreachable = provider({ url: 'http://127.0.0.1:1' }, docId, { connect: false })
+    await unreachable.connect().then(() => unreachable.disconnect())
+    expect(unreachable.shouldConnect).toBe(false)
+    await waitFor(() => unreachable.status === 'disconnected')
+  })
+
+  it('merges offline edits from both sides on reconnect', async () => {
+    const server = await startServer()
+    const docId = uniqueDocId('offline')
+    const a = provider(server, docId)
+    const b = provider(server, docId)
+    await Promise.all([a.whenSynced(), b.whenSynced()])
+    a.doc.getText('t').insert(0, 'shared ')
+    await waitFor(() => text(b) === 'shared ')
+    a.disconnect()
+    b.disconnect()
+    a.doc.getText('t').insert(7, 'from-a ')
+    b.doc.getText('t').insert(7, 'from-b ')
+    b.doc.getMap('m').set('b', 1)
+    await Promise.all([a.connect(), b.connect()])
+    await waitAcked(a)
+    await waitAcked(b)
+    await waitFor(() => text(a) === text(b) && a.doc.getMap('m').get('b') === 1)
+    expect(text(a)).toMatch(/^shared (from-a from-b |from-b from-a )$/)
+    expect((await serverDoc(server, docId)).getText('t').toString()).toBe(text(a))
+  })
+
+  it('keeps edits made while the server restarts and delivers them afterwards', async () => {
+    const server = await startServer()
+    const docId = uniqueDocId('restart')
+    const a = provider(server, docId, { maxBackoffTime: 300 })
+    const b = provider(server, docId, { maxBackoffTime: 300 })
+    await Promise.all([a.whenSynced(), b.whenSynced()])
+    a.doc.getText('t').insert(0, 'before ')
+    await waitAcked(a)
+    const down = server.sync.close()
+    a.doc.getText('t').insert(7, 'during ')
+    await down
+    a.doc.getText('t').insert(14, 'down ')
+    await server.restart()
+    a.doc.getText('t').insert(19, 'after')
+    await waitAcked(a)
+    await waitFor(() => text(b) === 'before during down after', { timeout: 15_000 })
+    expect((await serverDoc(server, docId)).getText('t').toString()).toBe('before during down after')
+  })
+
+  it('works under a base path', async () => {
+    const server = await startServer({
+      before: async (ctx, next) => {
+        if (!ctx.path.startsWith('/sync/')) return next()
+        ctx.path = ctx.path.slice('/sync'.length)
+        await next()
+      }
+    })
+    const docId = uniqueDocId('base')
+    const a = provider({ url: `${server.url}/sync/` }, docId)
+    const b = provider({ url: `${server.url}/sync` }, docId)
+    await Promise.all([a.whenSynced(), b.whenSynced()])
+    a.doc.getText('t').insert(0, 'mounted')
+    await waitFor(() => text(b) === 'mounted')
+  })
+
+  it('releases every listener, timer and stream on destroy', async () => {
+    const server = await startServer()
+    const docId = uniqueDocId('destroy')
+    const doc = new Y.Doc()
+    const awareness = new Awareness(doc)
+    const observers = (o: { _observers: Map<string, Set<unknown>> }): number => [...o._observers.values()].reduce((n, s) => n + s.size, 0)
+    const before = { doc: observers(doc), awareness: observers(awareness), timers: process.getActiveResourcesInfo().filter(r => r === 'Timeout').length }
+
+    const log = new RequestLog()
+    const p = provider(server, docId, { awareness, fetch: log.fetch }, doc)
+    const statuses: ProviderStatus[] = []
+    p.on('status', ({ status }) => statuses.push(status))
+    await p.whenSynced()
+    doc.getText('t').insert(0, 'x')
+    awareness.setLocalStateField('name', 'leaving')
+    await waitAcked(p)
+    p.destroy()
+
+    expect(observers(doc)).toBe(before.doc)
+    expect(observers(awareness)).toBe(before.awareness)
+    expect(p.status).toBe('disconnected')
+    await expect(p.whenSynced()).rejects.toThrow('destroyed')
+    await expect(p.connect()).rejects.toThrow('destroyed')
+    // The stream is closed: the server ends its presence, and no timer of the provider is left.
+    await waitFor(() => process.getActiveResourcesInfo().filter(r => r === 'Timeout').length <= before.timers, {
+      message: () => String(process.getActiveResourcesInfo())
+    })
+    const requests = log.requests.length
+    doc.getText('t').insert(0, 'y')
+    expect(log.requests.length).toBe(requests)
+    awareness.destroy()
+  })
+
+  it('destroys itself with its document', async () => {
+    const server = await startServer()
+    const doc = new Y.Doc()
+    const p = provider(server, uniqueDocId('doc-destroy'), {}, doc)
+    await p.whenSynced()
+    doc.destroy()
+    expect(p.shouldConnect).toBe(false)
+    await expect(p.whenSynced()).rejects.toThrow('destroyed')
+  })
+})
