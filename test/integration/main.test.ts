@@ -1,6 +1,6 @@
-import { spawn, execFileSync, type ChildProcess } from 'node:child_process'
+import { spawn, type ChildProcess } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
-import { beforeAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import * as Y from 'yjs'
 import { appendUpdate, onCleanup, openEvents } from '../helpers/server.js'
 import { redisUrl, uniquePrefix } from '../helpers/redis.js'
@@ -15,7 +15,7 @@ interface Running {
   exit: Promise<number | null>
 }
 
-/** Starts the built entry point the way `npm start` does, with `env` added. */
+/** Starts the built entry point (built by the global set-up) the way `npm start` does, with `env` added. */
 const startMain = (env: Record<string, string>): Running => {
   const child = spawn(process.execPath, ['dist/server/main.js'], { cwd: root, env: { ...process.env, PORT: '0', HOST: '127.0.0.1', ...env }, stdio: ['ignore', 'ignore', 'pipe'] })
   const logs: Record<string, unknown>[] = []
@@ -36,10 +36,6 @@ const startMain = (env: Record<string, string>): Running => {
 }
 
 describe('server/main.ts', () => {
-  beforeAll(() => {
-    execFileSync('npm', ['run', 'build', '--silent'], { cwd: root, stdio: 'inherit' })
-  }, 120_000)
-
   it('says in its log that it uses the in-memory store when REDIS_URL is unset', async () => {
     const main = startMain({ REDIS_URL: '' })
     await waitFor(() => main.url() !== '', { message: () => JSON.stringify(main.logs) })

@@ -1,0 +1,180 @@
+#!/usr/bin/env node
+/**
+ * The `y-sse` command line: read and write documents on a y-sse server from a shell.
+ * Stdout carries only document content; every message for people goes to stderr.
+ */
+import { readFile } from 'node:fs/promises'
+import { parseArgs } from 'node:util'
+import { isValidDocId } from '../../shared/protocol.js'
+import { DocumentError } from './open-document.js'
+import { openLexicalDocument, type LexicalDocument } from './lexical-document.js'
+
+const USAGE = `Usage: y-sse <command> --server URL --doc ID [options]
+
+Commands:
+  export [--format text|markdown|json]   print the document (default: text)
+  watch                                  print the document's text each time it changes, until Ctrl-C
+  append "TEXT"                          add a paragraph at the end
+  import FILE.md                         replace the content with a Markdown file
+
+Options:
+  --server URL     the server's base URL, e.g. http://localhost:8080
+  --doc ID         the document ID (1-128 characters of A-Z a-z 0-9 . _ ~ -)
+  --token TOKEN    sent as "Authorization: Bearer TOKEN"
+  --timeout SECS   give up when the server does not answer in time (default 10)
+  --help           show this help
+
+Exit codes: 0 done, 2 usage error, 3 access refused (401/403), 4 document refused or not
+found (400/404), 5 server unreachable or too slow.`
+
+/** Exit codes, one per kind of failure a script may want to tell apart. */
+const Exit = { ok: 0, usage: 2, auth: 3, refused: 4, unreachable: 5 } as const
+
+/** A failure with its message for people and its exit code. */
+class CliError extends Error {
+  constructor (message: string, readonly exitCode: number) {
+    super(message)
+  }
+}
+
+const FORMATS = ['text', 'markdown', 'json'] as const
+type Format = (typeof FORMATS)[number]
+
+interface Command {
+  name: 'export' | 'watch' | 'append' | 'import'
+  server: string
+  doc: string
+  token: string | undefined
+  timeoutMs: number
+  format: Format
+  argument: string | undefined
+}
+
+const parseCommand = (argv: string[]): Command | 'help' => {
+  let parsed
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        server: { type: 'string' },
+        doc: { type: 'string' },
+        token: { type: 'string' },
+        timeout: { type: 'string' },
+        format: { type: 'string' },
+        help: { type: 'boolean' }
+      }
+    })
+  } catch (error) {
+    throw new CliError(`${(error as Error).message}\n\n${USAGE}`, Exit.usage)
+  }
+  const { values, positionals } = parsed
+  if (values.help === true || positionals.length === 0) return 'help'
+  const [name, argument, ...extra] = positionals
+  if (name !== 'export' && name !== 'watch' && name !== 'append' && name !== 'import') throw new CliError(`unknown command "${name}"\n\n${USAGE}`, Exit.usage)
+  if (values.server === undefined || values.doc === undefined) throw new CliError(`${name} needs --server and --doc\n\n${USAGE}`, Exit.usage)
+  try {
+    const url = new URL(values.server)
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new TypeError('not http(s)')
+  } catch {
+    throw new CliError(`--server must be an http(s) URL, got "${values.server}"`, Exit.usage)
+  }
+  if (!isValidDocId(values.doc)) throw new CliError(`--doc must be 1-128 characters of A-Z a-z 0-9 . _ ~ -, got "${values.doc}"`, Exit.usage)
+  const seconds = values.timeout === undefined ? 10 : Number(values.timeout)
+  if (!Number.isFinite(seconds) || seconds <= 0) throw new CliError(`--timeout must be a positive number of seconds, got "${values.timeout}"`, Exit.usage)
+  const format = values.format ?? 'text'
+  if (!(FORMATS as readonly string[]).includes(format)) throw new CliError(`--format must be text, markdown or json, got "${format}"`, Exit.usage)
+  if ((name === 'append' || name === 'import') && argument === undefined) throw new CliError(`${name} needs ${name === 'append' ? 'the text' : 'a Markdown file'}\n\n${USAGE}`, Exit.usage)
+  if ((name === 'export' || name === 'watch' ? argument : extra[0]) !== undefined) throw new CliError(`too many arguments for ${name}\n\n${USAGE}`, Exit.usage)
+  return { name, server: values.server.replace(/\/+$/, ''), doc: values.doc, token: values.token, timeoutMs: seconds * 1000, format: format as Format, argument }
+}
+
+/** Turns what went wrong while talking to the server into a message and an exit code. */
+const explain = (error: unknown, command: Command): CliError => {
+  if (error instanceof CliError) return error
+  if (!(error instanceof DocumentError)) return new CliError(String((error as Error).message ?? error), 1)
+  const where = `${command.doc} on ${command.server}`
+  if (error.status === 401 || error.status === 403) return new CliError(`access to ${where} was refused (HTTP ${error.status}): check --token`, Exit.auth)
+  if (error.status === 400 || error.status === 404) return new CliError(`the server refused ${where} (HTTP ${error.status}): ${error.message}`, Exit.refused)
+  if (error.reason === 'timeout') return new CliError(`cannot reach ${command.server} in ${command.timeoutMs / 1000} s: ${error.message}`, Exit.unreachable)
+  return new CliError(`${where}: ${error.message}`, Exit.unreachable)
+}
+
+const render = (document: LexicalDocument, format: Format): string => {
+  if (format === 'json') return JSON.stringify(document.readJson(), null, 2)
+  return format === 'markdown' ? document.readMarkdown() : document.readText()
+}
+
+const run = async (command: Command): Promise<void> => {
+  const markdown = command.name === 'import' ? await readFile(command.argument as string, 'utf8').catch((error: NodeJS.ErrnoException) => {
+    throw new CliError(`cannot read ${command.argument}: ${error.code === 'ENOENT' ? 'no such file' : error.message}`, Exit.usage)
+  }) : ''
+  const document = openLexicalDocument(command.server, command.doc, {
+    name: `bot: y-sse ${command.name}`,
+    timeoutMs: command.timeoutMs,
+    ...(command.token === undefined ? {} : { token: command.token })
+  })
+  try {
+    await document.whenSynced()
+    switch (command.name) {
+      case 'export':
+        process.stdout.write(render(document, command.format) + '\n')
+        break
+      case 'append':
+        await document.appendParagraph(command.argument as string)
+        break
+      case 'import':
+        await document.replaceWithMarkdown(markdown)
+        break
+      case 'watch':
+        await watch(document, command.format)
+        break
+    }
+    await document.close()
+  } catch (error) {
+    await document.close().catch(() => {})
+    throw error
+  }
+}
+
+/** Prints the document now and after every change, until SIGINT or SIGTERM. */
+const watch = (document: LexicalDocument, format: Format): Promise<void> => new Promise(resolve => {
+  let last = render(document, format)
+  process.stdout.write(last + '\n')
+  const stop = document.onRemoteChange(() => {
+    const current = render(document, format)
+    if (current === last) return
+    last = current
+    process.stdout.write(current + '\n')
+  })
+  const finish = (): void => {
+    stop()
+    resolve()
+  }
+  process.once('SIGINT', finish)
+  process.once('SIGTERM', finish)
+})
+
+const main = async (): Promise<number> => {
+  let command: Command | 'help'
+  try {
+    command = parseCommand(process.argv.slice(2))
+  } catch (error) {
+    process.stderr.write(`y-sse: ${(error as Error).message}\n`)
+    return (error as CliError).exitCode
+  }
+  if (command === 'help') {
+    process.stdout.write(USAGE + '\n')
+    return Exit.ok
+  }
+  try {
+    await run(command)
+    return Exit.ok
+  } catch (error) {
+    const failure = explain(error, command)
+    process.stderr.write(`y-sse: ${failure.message}\n`)
+    return failure.exitCode
+  }
+}
+
+process.exitCode = await main()
