@@ -35,7 +35,8 @@ const PORT_ATTEMPTS = 5;
 
 class PortInUseError extends Error {}
 
-async function freePort(): Promise<number> {
+/** A port nothing listens on right now (another process may still take it first). */
+export async function freePort(): Promise<number> {
   const probe = createServer();
   probe.listen(0, HOST);
   await once(probe, 'listening');
