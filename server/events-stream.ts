@@ -6,16 +6,27 @@ import { randomUUID } from 'node:crypto'
 import { SseEvent, type SyncEventData } from '../shared/protocol.js'
 import { toBase64 } from '../shared/codec.js'
 import { encodeAwarenessEntries, removalOf } from '../shared/awareness.js'
-import { mergeAll, type ResumePoint } from './store/history.js'
+import { mergeAll, parseEventId, type ResumePoint } from './store/history.js'
 import type { DocEvent, DocumentStore } from './store/types.js'
 import type { SseWriter } from './sse.js'
 import type { Logger } from './logger.js'
+import type { Metrics } from './metrics.js'
 
 /** What an events stream needs from the server's options. */
 export interface EventsStreamOptions {
   heartbeatMs: number
   retryMs: number
   maxBufferedBytes: number
+  metrics: Metrics | null
+}
+
+/** Timers cannot wait longer than this (about 24.8 days). */
+const MAX_TIMER_MS = 2 ** 31 - 1
+
+/** Milliseconds since the update with this event ID was stored, read off its stream ID. */
+const ageOf = (eventId: string): number | null => {
+  const ms = Number(parseEventId(eventId)?.id.split('-')[0])
+  return Number.isFinite(ms) && ms > 0 ? Date.now() - ms : null
 }
 
 interface QueuedUpdate {
@@ -35,6 +46,7 @@ export class EventsStream {
   private queuedBytes = 0
   private unsubscribe: (() => void) | null = null
   private heartbeat: NodeJS.Timeout | null = null
+  private expiry: NodeJS.Timeout | null = null
   /** Set once the response closed: work still in flight must undo itself. */
   private released = false
   private finish!: () => void
@@ -51,11 +63,15 @@ export class EventsStream {
     writer.onDrain(() => this.flushQueue())
   }
 
-  /** Runs the stream until the client or the server closes it. */
-  async open (from: ResumePoint): Promise<void> {
+  /**
+   * Runs the stream until the client or the server closes it, or `expiresAt` (ms since the epoch)
+   * passes: the client then reconnects with a fresh token.
+   */
+  async open (from: ResumePoint, expiresAt?: number): Promise<void> {
     // Jittered per connection, so clients of a restarted server do not reconnect in lockstep.
     this.writer.send({ retry: this.options.retryMs + Math.floor(Math.random() * this.options.retryMs) })
     this.heartbeat = setInterval(() => this.beat(), this.options.heartbeatMs)
+    if (expiresAt !== undefined) this.expiry = setTimeout(() => this.writer.end(), Math.min(MAX_TIMER_MS, Math.max(0, expiresAt - Date.now())))
     try {
       const unsubscribe = await this.store.subscribe(this.docId, event => this.onEvent(event))
       if (this.released) return unsubscribe()
@@ -65,6 +81,7 @@ export class EventsStream {
       if (this.released) return
       const data: SyncEventData = { update: toBase64(sync.update), stateVector: toBase64(sync.stateVector), resume: sync.resume }
       this.writer.send({ event: SseEvent.sync, id: sync.eventId, data: JSON.stringify(data) })
+      this.options.metrics?.resumed(sync.resume)
       this.head = sync.eventId
       const early = this.early
       this.early = []
@@ -89,7 +106,7 @@ export class EventsStream {
         if (!this.store.isAfter(event.eventId, this.head)) return
         this.head = event.eventId
         if (this.writer.blocked || this.queue.length > 0) this.enqueue(event)
-        else this.writer.send({ event: SseEvent.update, id: event.eventId, data: toBase64(event.update) })
+        else this.sendUpdate(event.eventId, event.update)
         return
       case 'awareness':
         // Presence is ephemeral and renewed: a reader that is behind loses nothing by missing some.
@@ -117,7 +134,15 @@ export class EventsStream {
     const update = mergeAll(this.queue.map(q => q.update))
     this.queue = []
     this.queuedBytes = 0
-    this.writer.send({ event: SseEvent.update, id: last.eventId, data: toBase64(update) })
+    this.sendUpdate(last.eventId, update)
+  }
+
+  private sendUpdate (eventId: string, update: Uint8Array): void {
+    this.writer.send({ event: SseEvent.update, id: eventId, data: toBase64(update) })
+    const metrics = this.options.metrics
+    if (metrics === null) return
+    const age = ageOf(eventId)
+    if (age !== null) metrics.delivered(age / 1000)
   }
 
   private beat (): void {
@@ -132,6 +157,7 @@ export class EventsStream {
   async closed (): Promise<void> {
     this.released = true
     if (this.heartbeat !== null) clearInterval(this.heartbeat)
+    if (this.expiry !== null) clearTimeout(this.expiry)
     this.unsubscribe?.()
     this.queue = []
     this.early = []

@@ -3,12 +3,15 @@
  * {@link DocumentStore}. Embed it with `app` (mount it in an existing Koa app) or run it with
  * `listen`.
  */
+import { randomUUID } from 'node:crypto'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import Koa, { type Context, type Next } from 'koa'
 import { ErrorCode, ProtocolError, type ErrorBody } from '../shared/errors.js'
 import { MemoryStore } from './store/memory-store.js'
-import { protocolRoutes, type RouteContext } from './routes.js'
+import { protocolRoutes, routeContext } from './routes.js'
+import { allowAll } from './auth.js'
+import { Metrics } from './metrics.js'
 import { serverDefaults, type SyncServerOptions } from './options.js'
 import { silentLogger } from './logger.js'
 
@@ -20,6 +23,8 @@ export { MemoryStore } from './store/memory-store.js'
 export { RedisStore, type RedisStoreOptions } from './store/redis-store.js'
 export { validateUpdate } from './validate.js'
 export { createJsonLogger, silentLogger, type Logger, type LogLevel } from './logger.js'
+export { createJwtAuthorizer, allowAll, docsCover, tokenOf, type Access, type Authorize, type AuthRequest, type Grant, type JwtKey } from './auth.js'
+export { Metrics, type StoreObserver } from './metrics.js'
 
 /** A running or embeddable sync server. */
 export interface SyncServer {
@@ -35,32 +40,58 @@ export interface SyncServer {
   close(): Promise<void>
 }
 
+/** The `Access-Control-Allow-Origin` value for a request's `Origin`, or `null` for none. */
+const allowedOrigin = (allowed: SyncServerOptions['corsOrigins'], origin: string): string | null => {
+  if (allowed === null) return null
+  if (allowed === '*') return '*'
+  return allowed.includes(origin) ? origin : null
+}
+
 const isClientGone = (error: unknown): boolean => {
   const code = (error as NodeJS.ErrnoException).code
   return code === 'ECONNRESET' || code === 'EPIPE' || code === 'ERR_STREAM_PREMATURE_CLOSE'
 }
 
+/** Accepts a client's request ID when it looks like one, so logs correlate across services. */
+const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/
+
 /** Creates the server; nothing listens until {@link SyncServer.listen}. */
 export const createSyncServer = (options: Partial<SyncServerOptions> = {}): SyncServer => {
   const logger = options.logger ?? silentLogger
-  const resolved: SyncServerOptions = { ...serverDefaults, store: options.store ?? new MemoryStore({ logger }), logger, ...options }
-  const routes: RouteContext = { options: resolved, streams: new Set(), closing: false }
-  const app = new Koa()
+  const metrics = options.metrics === undefined ? new Metrics() : options.metrics
+  const resolved: SyncServerOptions = {
+    ...serverDefaults,
+    store: options.store ?? new MemoryStore({ logger, observer: metrics ?? undefined }),
+    authorize: allowAll,
+    logger,
+    ...options,
+    metrics
+  }
+  const routes = routeContext(resolved)
+  const app = new Koa({ proxy: resolved.trustProxy })
   const inFlight = new Set<Promise<unknown>>()
   let server: Server | null = null
 
   app.on('error', (error: unknown) => {
+    // A client that goes away mid-response is normal life for a streaming server, not a failure.
     if (!isClientGone(error)) logger.error('request failed', { error: String(error) })
   })
 
-  // Errors become the protocol's JSON error body, in this one place.
+  // Request IDs, and errors as the protocol's JSON error body, in this one place.
   app.use(async (ctx: Context, next: Next) => {
+    const given = ctx.get('x-request-id')
+    const requestId = REQUEST_ID.test(given) ? given : randomUUID()
+    ctx.set('X-Request-Id', requestId)
     try {
       await next()
     } catch (error) {
       const protocolError = ProtocolError.is(error) ? error : new ProtocolError(ErrorCode.internal, 'internal error', { cause: error })
-      if (!ProtocolError.is(error)) logger.error('unexpected error', { method: ctx.method, path: ctx.path, error: String(error), stack: (error as Error).stack })
-      else if (protocolError.status >= 500) logger.warn(protocolError.message, { method: ctx.method, path: ctx.path, cause: String(protocolError.cause) })
+      const fields = { requestId, method: ctx.method, path: ctx.path, status: protocolError.status, code: protocolError.code }
+      if (!ProtocolError.is(error)) logger.error('unexpected error', { ...fields, error: String(error), stack: (error as Error).stack })
+      else if (protocolError.status >= 500) logger.warn(protocolError.message, { ...fields, cause: String(protocolError.cause) })
+      else logger.debug(protocolError.message, fields)
+      resolved.metrics?.refusedRequest(protocolError.code)
+      if (protocolError.status === 401) ctx.set('WWW-Authenticate', `Bearer error="invalid_token", error_description="${protocolError.message.replaceAll('"', "'")}"`)
       const body: ErrorBody = { error: { code: protocolError.code, message: protocolError.message } }
       ctx.status = protocolError.status
       ctx.body = body
@@ -68,15 +99,16 @@ export const createSyncServer = (options: Partial<SyncServerOptions> = {}): Sync
   })
 
   app.use(async (ctx: Context, next: Next) => {
-    const origin = resolved.corsOrigin
+    const origin = allowedOrigin(resolved.corsOrigins, ctx.get('origin'))
     if (origin !== null) {
       ctx.set('Access-Control-Allow-Origin', origin)
-      ctx.set('Access-Control-Expose-Headers', 'ETag')
-      if (origin !== '*') ctx.vary('Origin')
+      ctx.set('Access-Control-Expose-Headers', 'ETag, Retry-After, X-Request-Id')
     }
+    // Answers differ by origin unless every origin gets the same `*`.
+    if (resolved.corsOrigins !== '*' && resolved.corsOrigins !== null) ctx.vary('Origin')
     if (ctx.method === 'OPTIONS' && origin !== null) {
       ctx.set('Access-Control-Allow-Methods', 'GET, HEAD, POST, OPTIONS')
-      ctx.set('Access-Control-Allow-Headers', 'Content-Type, Last-Event-ID, Authorization')
+      ctx.set('Access-Control-Allow-Headers', 'Content-Type, Last-Event-ID, Authorization, X-Request-Id')
       ctx.set('Access-Control-Max-Age', '86400')
       ctx.status = 204
       return

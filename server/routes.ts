@@ -12,15 +12,36 @@ import { validateUpdate } from './validate.js'
 import { EventsStream } from './events-stream.js'
 import { SseWriter, eventStreamHeaders } from './sse.js'
 import type { SyncServerOptions } from './options.js'
+import type { Access, Grant } from './auth.js'
+import { RateLimiter, StreamCounter } from './limits.js'
 
 const DOC_ROUTE = /^\/docs\/([^/]+)(\/updates|\/events|\/awareness)?$/
 
-/** Shared state of the routes: the options and the streams and requests in flight. */
+/** Shared state of the routes: the options, the open streams and the per-client limits. */
 export interface RouteContext {
   options: SyncServerOptions
   streams: Set<EventsStream>
   /** Set on shutdown: new requests get 503. */
   closing: boolean
+  limiter: RateLimiter
+  streamsPerClient: StreamCounter
+}
+
+/** The state of the routes for `options`. */
+export const routeContext = (options: SyncServerOptions): RouteContext => ({
+  options,
+  streams: new Set(),
+  closing: false,
+  limiter: new RateLimiter(options.rateLimitPerSecond),
+  streamsPerClient: new StreamCounter(options.maxStreamsPerClient)
+})
+
+/** A request allowed on a document, and who made it. */
+interface Allowed {
+  docId: string
+  grant: Grant
+  /** The client's name for per-client limits. */
+  client: string
 }
 
 const docIdOf = (raw: string): string => {
@@ -34,19 +55,40 @@ const docIdOf = (raw: string): string => {
   return docId
 }
 
-/** Reads a binary body of at most `limit` bytes; 415, 413 and 400 for the wrong type, size or none. */
-const readBinaryBody = async (ctx: Context, limit: number): Promise<Uint8Array> => {
+/**
+ * Reads a binary body of at most `limit` bytes within `timeoutMs`; 415, 413, 408 and 400 for the
+ * wrong type, size, a body that never ends, or none.
+ */
+const readBinaryBody = async (ctx: Context, limit: number, timeoutMs: number): Promise<Uint8Array> => {
   const type = (ctx.get('content-type').split(';')[0] ?? '').trim().toLowerCase()
   if (type !== BINARY_CONTENT_TYPE) throw new ProtocolError(ErrorCode.unsupportedMediaType, `send the body as ${BINARY_CONTENT_TYPE}`)
   const declared = Number(ctx.get('content-length') || NaN)
   if (declared > limit) throw tooLarge(ctx, limit)
+  const req = ctx.req
   const chunks: Buffer[] = []
   let size = 0
-  for await (const chunk of ctx.req as AsyncIterable<Buffer>) {
-    size += chunk.length
-    if (size > limit) throw tooLarge(ctx, limit)
-    chunks.push(chunk)
-  }
+  await new Promise<void>((resolve, reject) => {
+    const finish = (error?: Error): void => {
+      clearTimeout(timer)
+      req.off('data', onData).off('end', onEnd).off('error', finish)
+      if (error === undefined) resolve()
+      else {
+        req.pause()
+        reject(error)
+      }
+    }
+    const onData = (chunk: Buffer): void => {
+      size += chunk.length
+      if (size > limit) finish(tooLarge(ctx, limit))
+      else chunks.push(chunk)
+    }
+    const onEnd = (): void => finish()
+    const timer = setTimeout(() => {
+      ctx.set('Connection', 'close')
+      finish(new ProtocolError(ErrorCode.requestTimeout, `the body did not arrive within ${timeoutMs} ms`))
+    }, timeoutMs)
+    req.on('data', onData).on('end', onEnd).on('error', finish)
+  })
   if (size === 0) throw new ProtocolError(ErrorCode.emptyBody, 'the body is empty')
   return new Uint8Array(Buffer.concat(chunks, size))
 }
@@ -57,15 +99,17 @@ const tooLarge = (ctx: Context, limit: number): ProtocolError => {
   return new ProtocolError(ErrorCode.tooLarge, `the body exceeds ${limit} bytes`)
 }
 
-const postUpdate = async (ctx: Context, docId: string, { options }: RouteContext): Promise<void> => {
-  const bytes = await readBinaryBody(ctx, options.maxUpdateBytes)
+const postUpdate = async (ctx: Context, { docId }: Allowed, { options }: RouteContext): Promise<void> => {
+  const bytes = await readBinaryBody(ctx, options.maxUpdateBytes, options.bodyTimeoutMs)
+  const started = performance.now()
   const ranges = validateUpdate(bytes)
   const body: PostUpdateResponse = { eventId: await options.store.append(docId, { bytes, ranges }) }
+  options.metrics?.updateStored(bytes.length, (performance.now() - started) / 1000)
   ctx.body = body
 }
 
-const postAwareness = async (ctx: Context, docId: string, { options }: RouteContext): Promise<void> => {
-  const bytes = await readBinaryBody(ctx, MAX_AWARENESS_BYTES)
+const postAwareness = async (ctx: Context, { docId }: Allowed, { options }: RouteContext): Promise<void> => {
+  const bytes = await readBinaryBody(ctx, MAX_AWARENESS_BYTES, options.bodyTimeoutMs)
   let entries
   try {
     entries = decodeAwarenessEntries(bytes)
@@ -102,24 +146,33 @@ const awarenessIdOf = (ctx: Context): number | null => {
   return Number(raw)
 }
 
-const getEvents = async (ctx: Context, docId: string, routes: RouteContext): Promise<void> => {
+const getEvents = async (ctx: Context, { docId, grant, client }: Allowed, routes: RouteContext): Promise<void> => {
   const from = resumePointOf(ctx)
   const awarenessId = awarenessIdOf(ctx)
-  const { options, streams } = routes
+  const { options, streams, streamsPerClient } = routes
+  if (!streamsPerClient.acquire(client)) {
+    ctx.set('Retry-After', '5')
+    throw new ProtocolError(ErrorCode.tooManyRequests, `at most ${options.maxStreamsPerClient} open streams per client`)
+  }
   // From here on we write the response ourselves: headers now, events as they come.
   ctx.respond = false
   ctx.req.socket.setNoDelay(true)
   ctx.req.socket.setTimeout(0)
   ctx.res.writeHead(200, eventStreamHeaders(ctx.req.httpVersionMajor))
-  const stream = new EventsStream(options.store, docId, new SseWriter(ctx.res), awarenessId, options, options.logger)
+  const metrics = options.metrics
+  const writer = new SseWriter(ctx.res, metrics === null ? undefined : (event, bytes) => metrics.eventSent(event, bytes))
+  const stream = new EventsStream(options.store, docId, writer, awarenessId, options, options.logger)
   streams.add(stream)
+  metrics?.streamOpened(docId)
   ctx.res.once('close', () => {
+    streamsPerClient.release(client)
+    metrics?.streamClosed(docId)
     stream.closed().finally(() => streams.delete(stream)).catch(() => {})
   })
-  await stream.open(from)
+  await stream.open(from, grant.expiresAt)
 }
 
-const getDocument = async (ctx: Context, docId: string, { options }: RouteContext): Promise<void> => {
+const getDocument = async (ctx: Context, { docId }: Allowed, { options }: RouteContext): Promise<void> => {
   const doc = await options.store.getDocument(docId)
   if (doc === null) throw new ProtocolError(ErrorCode.notFound, `document ${docId} has never been written`)
   ctx.type = BINARY_CONTENT_TYPE
@@ -127,8 +180,8 @@ const getDocument = async (ctx: Context, docId: string, { options }: RouteContex
   ctx.body = Buffer.from(doc.update.buffer, doc.update.byteOffset, doc.update.length)
 }
 
-const getHealth = async (ctx: Context, { options, closing }: RouteContext): Promise<void> => {
-  if (closing) throw new ProtocolError(ErrorCode.shuttingDown, 'the server is shutting down')
+/** Liveness: the process serves and its store answers; stays 200 while draining on shutdown. */
+const getHealth = async (ctx: Context, { options }: RouteContext): Promise<void> => {
   try {
     await options.store.ping()
   } catch (cause) {
@@ -137,30 +190,62 @@ const getHealth = async (ctx: Context, { options, closing }: RouteContext): Prom
   ctx.body = { ok: true }
 }
 
+/** Readiness: take traffic only when the store answers and the server is not shutting down. */
+const getReady = async (ctx: Context, routes: RouteContext): Promise<void> => {
+  if (routes.closing) throw new ProtocolError(ErrorCode.shuttingDown, 'the server is shutting down')
+  await getHealth(ctx, routes)
+}
+
+const getMetrics = async (ctx: Context, { options }: RouteContext): Promise<void> => {
+  if (options.metrics === null) throw new ProtocolError(ErrorCode.notFound, 'metrics are turned off')
+  ctx.type = options.metrics.registry.contentType
+  ctx.body = await options.metrics.registry.metrics()
+}
+
+/** Authorizes the request and applies the per-client rate limit. */
+const allow = async (ctx: Context, docId: string, access: Access, { options, limiter }: RouteContext): Promise<Allowed> => {
+  const grant = await options.authorize({ headers: ctx.headers, query: new URLSearchParams(ctx.querystring) }, docId, access)
+  const client = grant.subject ?? ctx.ip
+  const waitMs = limiter.take(client)
+  if (waitMs > 0) {
+    ctx.set('Retry-After', String(Math.ceil(waitMs / 1000)))
+    throw new ProtocolError(ErrorCode.tooManyRequests, `more than ${options.rateLimitPerSecond} requests per second`)
+  }
+  return { docId, grant, client }
+}
+
 const methodNotAllowed = (ctx: Context, allow: string): void => {
   ctx.status = 405
   ctx.set('Allow', allow)
 }
 
-/** The protocol's routes; requests outside `/docs/` and `/healthz` pass to the next middleware. */
+const SERVICE_ROUTES: Record<string, (ctx: Context, routes: RouteContext) => Promise<void>> = {
+  '/healthz': getHealth,
+  '/readyz': getReady,
+  '/metrics': getMetrics
+}
+
+/** The protocol's routes; requests outside `/docs/` and the service routes pass to the next middleware. */
 export const protocolRoutes = (routes: RouteContext) => async (ctx: Context, next: Next): Promise<void> => {
-  if (ctx.path === '/healthz') {
+  const service = SERVICE_ROUTES[ctx.path]
+  if (service !== undefined) {
     if (ctx.method !== 'GET' && ctx.method !== 'HEAD') return methodNotAllowed(ctx, 'GET, HEAD')
-    return getHealth(ctx, routes)
+    return service(ctx, routes)
   }
   if (!ctx.path.startsWith('/docs/')) return next()
   const match = DOC_ROUTE.exec(ctx.path)
   if (match === null) throw new ProtocolError(ErrorCode.notFound, `no route ${ctx.method} ${ctx.path}`)
   if (routes.closing) throw new ProtocolError(ErrorCode.shuttingDown, 'the server is shutting down')
   const docId = docIdOf(match[1] as string)
+  const reading = ctx.method === 'GET' || ctx.method === 'HEAD'
   switch (match[2]) {
     case '/updates':
-      return ctx.method === 'POST' ? postUpdate(ctx, docId, routes) : methodNotAllowed(ctx, 'POST')
+      return ctx.method === 'POST' ? postUpdate(ctx, await allow(ctx, docId, 'write', routes), routes) : methodNotAllowed(ctx, 'POST')
     case '/awareness':
-      return ctx.method === 'POST' ? postAwareness(ctx, docId, routes) : methodNotAllowed(ctx, 'POST')
+      return ctx.method === 'POST' ? postAwareness(ctx, await allow(ctx, docId, 'write', routes), routes) : methodNotAllowed(ctx, 'POST')
     case '/events':
-      return ctx.method === 'GET' ? getEvents(ctx, docId, routes) : methodNotAllowed(ctx, 'GET')
+      return ctx.method === 'GET' ? getEvents(ctx, await allow(ctx, docId, 'read', routes), routes) : methodNotAllowed(ctx, 'GET')
     default:
-      return ctx.method === 'GET' || ctx.method === 'HEAD' ? getDocument(ctx, docId, routes) : methodNotAllowed(ctx, 'GET, HEAD')
+      return reading ? getDocument(ctx, await allow(ctx, docId, 'read', routes), routes) : methodNotAllowed(ctx, 'GET, HEAD')
   }
 }

@@ -49,7 +49,8 @@ export class SseWriter {
   private readonly drainListeners: (() => void)[] = []
   private ended = false
 
-  constructor (res: ServerResponse) {
+  /** @param onEvent - told the name and size of every event written (for metrics). */
+  constructor (res: ServerResponse, private readonly onEvent?: (event: string, bytes: number) => void) {
     this.res = res
     res.on('drain', () => {
       this.isBlocked = false
@@ -72,7 +73,9 @@ export class SseWriter {
 
   /** Writes one event; returns false when the client is not keeping up. */
   send (message: SseMessage): boolean {
-    return this.write(formatEvent(message))
+    const chunk = formatEvent(message)
+    this.onEvent?.(message.event ?? 'message', chunk.length)
+    return this.write(chunk)
   }
 
   /** A comment line: keeps proxies from timing out an idle stream. */

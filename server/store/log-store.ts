@@ -4,12 +4,14 @@
  * or writes one consistent view of a document.
  */
 import type { AwarenessEntry } from '../../shared/awareness.js'
+import { ErrorCode, ProtocolError } from '../../shared/errors.js'
 import {
   checkpointFor, compact, compareStreamIds, diffSync, formatEventId, mergeAll, parseEventId, replaySync, replayStart,
   type Checkpoint, type ClockRange, type HistorySnapshot, type LogEntry, type ResumePoint, type StreamId, type SyncResult
 } from './history.js'
 import type { DocEvent, DocListener, DocumentStore, ValidatedUpdate } from './types.js'
 import type { Logger } from '../logger.js'
+import type { StoreObserver } from '../metrics.js'
 
 /** Tuning of every store; see {@link storeDefaults}. */
 export interface StoreOptions {
@@ -25,18 +27,27 @@ export interface StoreOptions {
   awarenessTimeoutMs: number
   /** A stream's presence record expires unless renewed within this time (by heartbeats). */
   presenceTtlMs: number
+  /** Reject appends that would make a document's stored updates larger than this; 0: no limit. */
+  maxDocBytes: number
   logger: Logger
+  /** Told about compactions and failures, e.g. the server's {@link Metrics}. */
+  observer?: StoreObserver | undefined
 }
 
 /** Defaults of {@link StoreOptions}. */
-export const storeDefaults: Omit<StoreOptions, 'logger'> = {
+export const storeDefaults: Omit<StoreOptions, 'logger' | 'observer'> = {
   compactAfterUpdates: 500,
   compactAfterBytes: 1024 * 1024,
   keepTail: 200,
   checkpointsKept: 100,
   awarenessTimeoutMs: 30_000,
-  presenceTtlMs: 60_000
+  presenceTtlMs: 60_000,
+  maxDocBytes: 0
 }
+
+/** The error of an append that would make a document larger than `maxDocBytes`. */
+export const documentTooLarge = (maxDocBytes: number): ProtocolError =>
+  new ProtocolError(ErrorCode.documentTooLarge, `the document would exceed its limit of ${maxDocBytes} bytes`)
 
 /** Result of an append primitive. */
 export interface Appended {
@@ -216,6 +227,7 @@ export abstract class LogStore implements DocumentStore {
   }
 
   private async compactNow (docId: string): Promise<boolean> {
+    const started = performance.now()
     const full = await this.readFull(docId)
     const { snapshot, entries } = full
     const last = entries.at(-1)
@@ -234,7 +246,10 @@ export abstract class LogStore implements DocumentStore {
       mergedUpdates: entries.length,
       mergedBytes: entries.reduce((sum, e) => sum + e.update.length, 0)
     })
-    if (committed) this.options.logger.debug('compacted', { docId, updates: entries.length, stateBytes: merged.state.length })
+    if (committed) {
+      this.options.observer?.compacted((performance.now() - started) / 1000, entries.length)
+      this.options.logger.debug('compacted', { docId, updates: entries.length, stateBytes: merged.state.length })
+    }
     return committed
   }
 

@@ -7,7 +7,7 @@ import {
   STREAM_START, compareStreamIds, decodeClockMap, extendClocks, maxClocks, newEpoch,
   type Checkpoint, type ClockMap, type ClockRange, type HistorySnapshot, type LogEntry, type StreamId
 } from './history.js'
-import { LogStore, storeDefaults, type Appended, type CompactionCommit, type FullRead, type ReplayRead, type StoreOptions } from './log-store.js'
+import { LogStore, documentTooLarge, storeDefaults, type Appended, type CompactionCommit, type FullRead, type ReplayRead, type StoreOptions } from './log-store.js'
 import { silentLogger } from '../logger.js'
 
 interface MemoryDoc {
@@ -58,6 +58,8 @@ export class MemoryStore extends LogStore {
 
   protected async appendEntry (docId: string, update: Uint8Array, ranges: readonly ClockRange[]): Promise<Appended> {
     let doc = this.docs.get(docId)
+    const limit = this.options.maxDocBytes
+    if (limit > 0 && (doc?.state?.length ?? 0) + (doc?.pendingBytes ?? 0) + update.length > limit) throw documentTooLarge(limit)
     if (doc === undefined) {
       doc = {
         epoch: newEpoch(), head: STREAM_START, compacted: STREAM_START, floor: STREAM_START, state: null,

@@ -4,10 +4,16 @@
  */
 
 /**
- * KEYS: meta, log, stateVector. ARGV: update, epoch if new, channel, then (client, from, to)
- * triplets extending the state vector. Returns {epoch, id, pendingUpdates, pendingBytes}.
+ * KEYS: meta, log, stateVector, state. ARGV: update, epoch if new, channel, maximum document bytes
+ * (0: none), then (client, from, to) triplets extending the state vector. Returns {epoch, id,
+ * pendingUpdates, pendingBytes}, or -1 when the document would grow past its maximum.
  */
 export const APPEND = `
+local limit = tonumber(ARGV[4])
+if limit > 0 then
+  local size = redis.call('STRLEN', KEYS[4]) + tonumber(redis.call('HGET', KEYS[1], 'pendingBytes') or '0')
+  if size + string.len(ARGV[1]) > limit then return -1 end
+end
 local epoch = redis.call('HGET', KEYS[1], 'epoch')
 if not epoch then
   epoch = ARGV[2]
@@ -17,7 +23,7 @@ local id = redis.call('XADD', KEYS[2], '*', 'u', ARGV[1])
 local n = redis.call('HINCRBY', KEYS[1], 'pendingUpdates', 1)
 local b = redis.call('HINCRBY', KEYS[1], 'pendingBytes', string.len(ARGV[1]))
 redis.call('HSET', KEYS[1], 'head', id)
-for i = 4, #ARGV, 3 do
+for i = 5, #ARGV, 3 do
   local current = tonumber(redis.call('HGET', KEYS[3], ARGV[i]) or '0')
   if tonumber(ARGV[i + 1]) <= current and tonumber(ARGV[i + 2]) > current then
     redis.call('HSET', KEYS[3], ARGV[i], ARGV[i + 2])

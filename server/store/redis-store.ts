@@ -15,7 +15,7 @@ import {
   STREAM_START, compareStreamIds, decodeClockMap, formatEventId, newEpoch,
   type Checkpoint, type ClockMap, type ClockRange, type HistorySnapshot, type LogEntry, type StreamId
 } from './history.js'
-import { LogStore, storeDefaults, type Appended, type CompactionCommit, type FullRead, type ReplayRead, type StoreOptions } from './log-store.js'
+import { LogStore, documentTooLarge, storeDefaults, type Appended, type CompactionCommit, type FullRead, type ReplayRead, type StoreOptions } from './log-store.js'
 import { docIdOfChannel, docKeys, type DocKeys } from './redis-keys.js'
 import { APPEND, COMMIT_COMPACTION, DELETE, READ_AFTER, READ_FULL, TAIL } from './redis-scripts.js'
 import { silentLogger } from '../logger.js'
@@ -35,7 +35,7 @@ const TAIL_BATCH = 500
 
 /** Scripts by command name, with their key counts (-1: given per call). */
 const SCRIPTS = {
-  ysseAppend: { lua: APPEND, keys: 3 },
+  ysseAppend: { lua: APPEND, keys: 4 },
   ysseReadAfter: { lua: READ_AFTER, keys: 3 },
   ysseReadFull: { lua: READ_FULL, keys: 5 },
   ysseCommitCompaction: { lua: COMMIT_COMPACTION, keys: 5 },
@@ -123,17 +123,21 @@ export class RedisStore extends LogStore {
     return docKeys(this.prefix, docId)
   }
 
-  /** Runs a script; Redis failures become `store-unavailable` errors. */
+  /** Runs a script. */
   private async script (name: ScriptName, keys: readonly string[], args: readonly (string | Buffer | number)[]): Promise<Reply> {
     const client = this.redis as unknown as ScriptClient
     const call = SCRIPTS[name].keys < 0 ? client[`${name}Buffer`](keys.length, ...keys, ...args) : client[`${name}Buffer`](...keys, ...args)
-    return unavailableOnError(call)
+    return this.unavailableOnError(call)
   }
 
   protected async appendEntry (docId: string, update: Uint8Array, ranges: readonly ClockRange[]): Promise<Appended> {
     const k = this.keys(docId)
     const rangeArgs = ranges.flatMap(r => [String(r.client), String(r.from), String(r.to)])
-    const [epoch, id, pendingUpdates, pendingBytes] = list(await this.script('ysseAppend', [k.meta, k.log, k.stateVector], [Buffer.from(update.buffer, update.byteOffset, update.length), newEpoch(), k.channel, ...rangeArgs]))
+    const reply = await this.script('ysseAppend', [k.meta, k.log, k.stateVector, k.state], [
+      Buffer.from(update.buffer, update.byteOffset, update.length), newEpoch(), k.channel, String(this.options.maxDocBytes), ...rangeArgs
+    ])
+    if (!Array.isArray(reply)) throw documentTooLarge(this.options.maxDocBytes)
+    const [epoch, id, pendingUpdates, pendingBytes] = reply
     return { epoch: text(epoch), id: text(id), pendingUpdates: Number(pendingUpdates), pendingBytes: Number(pendingBytes) }
   }
 
@@ -169,9 +173,9 @@ export class RedisStore extends LogStore {
 
   protected async watch (docId: string): Promise<void> {
     const k = this.keys(docId)
-    await unavailableOnError(this.subscriber.subscribe(k.channel))
+    await this.unavailableOnError(this.subscriber.subscribe(k.channel))
     // The cursor starts at the head read after subscribing: anything later is notified.
-    const [epoch, head] = await unavailableOnError(this.redis.hmget(k.meta, 'epoch', 'head'))
+    const [epoch, head] = await this.unavailableOnError(this.redis.hmget(k.meta, 'epoch', 'head'))
     this.cursors.set(docId, { epoch: epoch ?? '', id: head ?? STREAM_START, pulling: false, again: false })
   }
 
@@ -253,12 +257,12 @@ export class RedisStore extends LogStore {
     }
     tx.pexpire(k.awareness, this.options.awarenessTimeoutMs * 2)
     tx.publish(k.channel, Buffer.concat([Buffer.from('a'), encodeAwarenessEntries(entries)]))
-    await unavailableOnError(tx.exec())
+    await this.unavailableOnError(tx.exec())
   }
 
   async awareness (docId: string): Promise<AwarenessEntry[]> {
     const k = this.keys(docId)
-    const all = await unavailableOnError(this.redis.hgetall(k.awareness))
+    const all = await this.unavailableOnError(this.redis.hgetall(k.awareness))
     const oldest = Date.now() - this.options.awarenessTimeoutMs
     const entries: AwarenessEntry[] = []
     const stale: string[] = []
@@ -267,13 +271,13 @@ export class RedisStore extends LogStore {
       if (at < oldest) stale.push(clientID)
       else entries.push({ clientID: Number(clientID), clock, state })
     }
-    if (stale.length > 0) await unavailableOnError(this.redis.hdel(k.awareness, ...stale))
+    if (stale.length > 0) await this.unavailableOnError(this.redis.hdel(k.awareness, ...stale))
     return entries
   }
 
   async openPresence (docId: string, clientID: number, connectionId: string): Promise<void> {
     const k = this.keys(docId)
-    await unavailableOnError(this.redis.multi()
+    await this.unavailableOnError(this.redis.multi()
       .zadd(k.presence, Date.now() + this.options.presenceTtlMs, `${clientID}:${connectionId}`)
       .pexpire(k.presence, this.options.presenceTtlMs * 2)
       .exec())
@@ -281,7 +285,7 @@ export class RedisStore extends LogStore {
 
   async closePresence (docId: string, clientID: number, connectionId: string): Promise<boolean> {
     const k = this.keys(docId)
-    const replies = await unavailableOnError(this.redis.multi()
+    const replies = await this.unavailableOnError(this.redis.multi()
       .zrem(k.presence, `${clientID}:${connectionId}`)
       .zremrangebyscore(k.presence, '-inf', Date.now())
       .zrange(k.presence, 0, -1)
@@ -296,7 +300,17 @@ export class RedisStore extends LogStore {
   }
 
   async ping (): Promise<void> {
-    await unavailableOnError(this.redis.ping())
+    await this.unavailableOnError(this.redis.ping())
+  }
+
+  /** Redis failures become `store-unavailable` errors (503), and are counted. */
+  private async unavailableOnError<T> (work: Promise<T>): Promise<T> {
+    try {
+      return await work
+    } catch (cause) {
+      this.options.observer?.failed()
+      throw new ProtocolError(ErrorCode.storeUnavailable, `the document store is unavailable: ${(cause as Error).message}`, { cause })
+    }
   }
 
   protected async release (): Promise<void> {
@@ -306,10 +320,4 @@ export class RedisStore extends LogStore {
   }
 }
 
-const unavailableOnError = async <T>(work: Promise<T>): Promise<T> => {
-  try {
-    return await work
-  } catch (cause) {
-    throw new ProtocolError(ErrorCode.storeUnavailable, `the document store is unavailable: ${(cause as Error).message}`, { cause })
-  }
-}
+

@@ -128,7 +128,10 @@ describe('the eventsource package as a client', () => {
     await appendUpdate(restarted.url, 'd', w.updates[2] as Uint8Array)
     await waitFor(() => seen.slice(before).some(e => e.type === 'sync'), { timeout: 15_000, message: 'no reconnect' })
     // The awareness event came last but has no id: the resume point is still the last update.
-    expect(connections).toEqual(['', second])
+    // (Attempts made while the port was closed send it too.)
+    expect(connections[0]).toBe('')
+    expect(connections.slice(1).length).toBeGreaterThan(0)
+    for (const sent of connections.slice(1)) expect(sent).toBe(second)
     const resumed = seen.slice(before).find(e => e.type === 'sync')
     expect((JSON.parse(resumed?.data ?? '{}') as SyncEventData).resume).toBe('replay')
     apply(before)

@@ -1,0 +1,95 @@
+/**
+ * Prometheus metrics of one server instance (prom-client), in a registry of its own so several
+ * servers in one process never mix their numbers. Served at `GET /metrics`.
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import type { ResumeKind } from '../shared/protocol.js'
+
+/** What a store reports, so it can feed the server's metrics without knowing prom-client. */
+export interface StoreObserver {
+  /** A compaction committed after `seconds`, merging `updates` log entries. */
+  compacted(seconds: number, updates: number): void
+  /** A store operation failed (Redis unreachable, script error). */
+  failed(): void
+}
+
+export class Metrics implements StoreObserver {
+  readonly registry = new Registry()
+  private readonly streams = new Gauge({ name: 'ysse_streams_open', help: 'Open event streams.', registers: [this.registry] })
+  private readonly documents = new Gauge({ name: 'ysse_documents_active', help: 'Documents with at least one open stream on this instance.', registers: [this.registry] })
+  private readonly updatesIn = new Counter({ name: 'ysse_updates_received_total', help: 'Updates stored through this instance.', registers: [this.registry] })
+  private readonly bytesIn = new Counter({ name: 'ysse_update_bytes_received_total', help: 'Bytes of updates stored through this instance.', registers: [this.registry] })
+  private readonly eventsOut = new Counter({ name: 'ysse_events_sent_total', help: 'SSE events written, by event name.', labelNames: ['event'], registers: [this.registry] })
+  private readonly bytesOut = new Counter({ name: 'ysse_event_bytes_sent_total', help: 'Bytes of SSE events written.', registers: [this.registry] })
+  private readonly postSeconds = new Histogram({
+    name: 'ysse_post_update_seconds', help: 'Time to validate and durably store a posted update.',
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1], registers: [this.registry]
+  })
+  private readonly deliverSeconds = new Histogram({
+    name: 'ysse_publish_to_deliver_seconds', help: 'From storing an update to writing it to a stream.',
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5], registers: [this.registry]
+  })
+  private readonly resumes = new Counter({ name: 'ysse_resumes_total', help: 'Sync events, by how the update was made.', labelNames: ['kind'], registers: [this.registry] })
+  private readonly compactions = new Histogram({
+    name: 'ysse_compaction_seconds', help: 'Duration of committed compactions.',
+    buckets: [0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10], registers: [this.registry]
+  })
+  private readonly compactedUpdates = new Counter({ name: 'ysse_compacted_updates_total', help: 'Log entries merged by compactions.', registers: [this.registry] })
+  private readonly storeErrors = new Counter({ name: 'ysse_store_errors_total', help: 'Failed store operations.', registers: [this.registry] })
+  private readonly refused = new Counter({ name: 'ysse_requests_refused_total', help: 'Requests answered with an error, by error code.', labelNames: ['code'], registers: [this.registry] })
+  private readonly openByDoc = new Map<string, number>()
+
+  constructor (options: { processMetrics?: boolean } = {}) {
+    if (options.processMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: 'ysse_' })
+  }
+
+  streamOpened (docId: string): void {
+    this.streams.inc()
+    const open = (this.openByDoc.get(docId) ?? 0) + 1
+    this.openByDoc.set(docId, open)
+    if (open === 1) this.documents.inc()
+  }
+
+  streamClosed (docId: string): void {
+    this.streams.dec()
+    const open = (this.openByDoc.get(docId) ?? 1) - 1
+    if (open > 0) {
+      this.openByDoc.set(docId, open)
+      return
+    }
+    this.openByDoc.delete(docId)
+    this.documents.dec()
+  }
+
+  updateStored (bytes: number, seconds: number): void {
+    this.updatesIn.inc()
+    this.bytesIn.inc(bytes)
+    this.postSeconds.observe(seconds)
+  }
+
+  eventSent (event: string, bytes: number): void {
+    this.eventsOut.inc({ event })
+    this.bytesOut.inc(bytes)
+  }
+
+  delivered (seconds: number): void {
+    this.deliverSeconds.observe(Math.max(0, seconds))
+  }
+
+  resumed (kind: ResumeKind): void {
+    this.resumes.inc({ kind })
+  }
+
+  refusedRequest (code: string): void {
+    this.refused.inc({ code })
+  }
+
+  compacted (seconds: number, updates: number): void {
+    this.compactions.observe(seconds)
+    this.compactedUpdates.inc(updates)
+  }
+
+  failed (): void {
+    this.storeErrors.inc()
+  }
+}

@@ -1,0 +1,224 @@
+import { describe, expect, it } from 'vitest'
+import * as Y from 'yjs'
+import fc from 'fast-check'
+import { SignJWT, exportSPKI, generateKeyPair } from 'jose'
+import { createJwtAuthorizer, MemoryStore, createSyncServer } from '../../server/index.js'
+import { routes } from '../../shared/protocol.js'
+import { SseProvider } from '../../client/index.js'
+import { appendUpdate, onCleanup, openEvents, postUpdate, startServer } from '../helpers/server.js'
+import { waitFor } from '../helpers/wait.js'
+
+const SECRET = 'test-secret-that-is-long-enough-for-hs256'
+
+const sign = (claims: Record<string, unknown>, expiresIn: string | number = '1h'): Promise<string> =>
+  new SignJWT(claims).setProtectedHeader({ alg: 'HS256' }).setIssuedAt().setExpirationTime(expiresIn).sign(new TextEncoder().encode(SECRET))
+
+const update = (text: string): Uint8Array => {
+  const doc = new Y.Doc()
+  doc.getText('t').insert(0, text)
+  return Y.encodeStateAsUpdate(doc)
+}
+
+const post = (url: string, docId: string, token?: string, body = update('x')): Promise<Response> =>
+  fetch(url + routes.updates(docId), {
+    method: 'POST',
+    headers: { 'content-type': 'application/octet-stream', ...(token === undefined ? {} : { authorization: `Bearer ${token}` }) },
+    body: body as Uint8Array<ArrayBuffer>
+  })
+
+const codeOf = async (res: Response): Promise<string> => ((await res.json()) as { error: { code: string } }).error.code
+
+describe('JWT authentication', () => {
+  it('answers 401 without or with a bad token, 403 outside the token\'s documents or access, and serves within them', async () => {
+    const { url } = await startServer({ server: { authorize: await createJwtAuthorizer({ secret: SECRET }) } })
+    const none = await post(url, 'team-a')
+    expect([none.status, await codeOf(none)]).toEqual([401, 'unauthorized'])
+    expect(none.headers.get('www-authenticate')).toMatch(/^Bearer /)
+    const forged = await post(url, 'team-a', (await sign({ docs: ['team-*'], access: 'write' })).slice(0, -4) + 'AAAA')
+    expect(forged.status).toBe(401)
+    const expired = await post(url, 'team-a', await sign({ docs: ['team-*'], access: 'write' }, Math.floor(Date.now() / 1000) - 10))
+    expect(((await expired.json()) as { error: { message: string } }).error.message).toBe('the token has expired')
+
+    const writer = await sign({ docs: ['team-*', 'shared'], access: 'write', sub: 'alice' })
+    const reader = await sign({ docs: ['team-a'], access: 'read' })
+    expect((await post(url, 'team-a', writer)).status).toBe(200)
+    expect((await post(url, 'shared', writer)).status).toBe(200)
+    const elsewhere = await post(url, 'private', writer)
+    expect([elsewhere.status, await codeOf(elsewhere)]).toEqual([403, 'forbidden'])
+    const readOnly = await post(url, 'team-a', reader)
+    expect([readOnly.status, await codeOf(readOnly)]).toEqual([403, 'forbidden'])
+
+    // A read-only token streams, with the header or, for the browser's EventSource, ?token=.
+    const byHeader = await fetch(url + routes.events('team-a'), { headers: { authorization: `Bearer ${reader}` } })
+    expect(byHeader.status).toBe(200)
+    await byHeader.body?.cancel()
+    const byQuery = await fetch(`${url}${routes.events('team-a')}?token=${reader}`)
+    expect(byQuery.status).toBe(200)
+    await byQuery.body?.cancel()
+    expect((await fetch(url + routes.document('team-a'), { headers: { authorization: `Bearer ${reader}` } })).status).toBe(200)
+    expect((await fetch(url + routes.document('team-a'))).status).toBe(401)
+  })
+
+  it('verifies ES256 tokens with a public key', async () => {
+    const { publicKey, privateKey } = await generateKeyPair('ES256')
+    const { url } = await startServer({ server: { authorize: await createJwtAuthorizer({ publicKey: await exportSPKI(publicKey), algorithm: 'ES256' }) } })
+    const token = await new SignJWT({ docs: '*', access: 'write' }).setProtectedHeader({ alg: 'ES256' }).setExpirationTime('1h').sign(privateKey)
+    expect((await post(url, 'any', token)).status).toBe(200)
+    const hs = await post(url, 'any', await sign({ docs: '*', access: 'write' }))
+    expect(hs.status).toBe(401)
+  })
+
+  it('closes a stream when its token expires, and the provider comes back with a fresh token', async () => {
+    const { url } = await startServer({ server: { authorize: await createJwtAuthorizer({ secret: SECRET }), retryMs: 20 } })
+    let issued = 0
+    const token = async (): Promise<string> => {
+      issued++
+      return sign({ docs: ['d'], access: 'write' }, Math.floor(Date.now() / 1000) + 2)
+    }
+    const doc = new Y.Doc()
+    const provider = new SseProvider(url, 'd', doc, { token, maxBackoffTime: 200 })
+    onCleanup(() => provider.destroy())
+    await provider.whenSynced()
+    const statuses: string[] = []
+    provider.on('status', ({ status }) => statuses.push(status))
+    await waitFor(() => issued >= 2 && provider.status === 'connected', { timeout: 8_000, message: () => `issued ${issued}, ${statuses.join(',')}` })
+    doc.getText('t').insert(0, 'still writing')
+    await waitFor(() => provider.unsyncedChanges === 0)
+  })
+})
+
+describe('limits', () => {
+  it('answers 429 with Retry-After past the request rate, per client', async () => {
+    const { url } = await startServer({ server: { rateLimitPerSecond: 5 } })
+    const statuses: number[] = []
+    for (let i = 0; i < 20; i++) {
+      const res = await post(url, 'd')
+      statuses.push(res.status)
+      if (res.status === 429) {
+        expect(Number(res.headers.get('retry-after'))).toBeGreaterThanOrEqual(1)
+        expect(await codeOf(res)).toBe('too-many-requests')
+      } else await res.body?.cancel()
+    }
+    expect(statuses.filter(s => s === 200).length).toBeGreaterThanOrEqual(10)
+    expect(statuses).toContain(429)
+  })
+
+  it('answers 429 past the open streams per client', async () => {
+    const { url } = await startServer({ server: { maxStreamsPerClient: 2 } })
+    const first = await openEvents(url, 'a')
+    const second = await openEvents(url, 'b')
+    const third = await fetch(url + routes.events('c'))
+    expect(third.status).toBe(429)
+    await second.close()
+    await waitFor(async () => {
+      const again = await fetch(url + routes.events('c'))
+      await again.body?.cancel()
+      return again.status === 200
+    })
+    await first.sync()
+  })
+
+  it('refuses updates that would make a document larger than its limit, in both stores', async () => {
+    for (const server of [
+      await startServer({ store: { maxDocBytes: 300 } }),
+      await (async () => {
+        const sync = createSyncServer({ store: new MemoryStore({ maxDocBytes: 300 }) })
+        const { url } = await sync.listen(0, '127.0.0.1')
+        onCleanup(() => sync.close())
+        return { url }
+      })()
+    ]) {
+      expect((await post(server.url, 'd', undefined, update('a'.repeat(100)))).status).toBe(200)
+      const big = await post(server.url, 'd', undefined, update('b'.repeat(250)))
+      expect([big.status, await codeOf(big)]).toEqual([413, 'document-too-large'])
+      const res = await fetch(server.url + routes.document('d'))
+      const doc = new Y.Doc()
+      Y.applyUpdate(doc, new Uint8Array(await res.arrayBuffer()))
+      expect(doc.getText('t').toString()).toBe('a'.repeat(100))
+    }
+  })
+
+  it('answers 408 to a body that never ends', async () => {
+    const { url } = await startServer({ server: { bodyTimeoutMs: 200 } })
+    const never = new ReadableStream<Uint8Array>({ start (controller) { controller.enqueue(new Uint8Array([1])) } })
+    const res = await fetch(url + routes.updates('d'), {
+      method: 'POST', headers: { 'content-type': 'application/octet-stream' }, body: never, duplex: 'half'
+    } as RequestInit)
+    expect([res.status, await codeOf(res)]).toEqual([408, 'request-timeout'])
+    expect((await fetch(url + routes.document('d'))).status).toBe(404)
+  })
+})
+
+describe('CORS allow-list', () => {
+  it('answers listed origins only', async () => {
+    const { url } = await startServer({ server: { corsOrigins: ['https://app.example'] } })
+    const listed = await fetch(url + '/healthz', { headers: { origin: 'https://app.example' } })
+    expect(listed.headers.get('access-control-allow-origin')).toBe('https://app.example')
+    expect(listed.headers.get('vary')).toMatch(/Origin/)
+    const other = await fetch(url + '/healthz', { headers: { origin: 'https://evil.example' } })
+    expect(other.headers.get('access-control-allow-origin')).toBeNull()
+  })
+})
+
+describe('hostile input', () => {
+  it('never answers 5xx to random doc IDs, event IDs, state vectors, headers and bodies, and changes nothing', async () => {
+    const { url } = await startServer()
+    await appendUpdate(url, 'kept', update('original'))
+    const before = Buffer.from(await (await fetch(url + routes.document('kept'))).arrayBuffer())
+    const text = fc.string({ unit: 'binary', maxLength: 40 })
+    await fc.assert(fc.asyncProperty(
+      fc.record({
+        docId: fc.oneof(text, fc.constant('kept')),
+        lastEventId: fc.oneof(text, fc.stringMatching(/^[A-Za-z0-9._-]{1,130}$/)),
+        sv: fc.oneof(text, fc.base64String({ maxLength: 40 })),
+        header: fc.string({ maxLength: 40 }),
+        body: fc.uint8Array({ maxLength: 64 })
+      }),
+      async ({ docId, lastEventId, sv, header, body }) => {
+        const path = `/docs/${encodeURIComponent(docId)}`
+        const headers = { 'x-custom': header.replace(/[^\x20-\x7e]/g, ''), 'last-event-id': lastEventId.replace(/[^\x20-\x7e]/g, '') }
+        const events = await fetch(`${url}${path}/events?sv=${encodeURIComponent(sv)}&awareness=${encodeURIComponent(header)}`, { headers })
+        expect(events.status).toBeLessThan(500)
+        await events.body?.cancel()
+        for (const route of ['/updates', '/awareness']) {
+          const res = await fetch(`${url}${path}${route}`, { method: 'POST', headers: { ...headers, 'content-type': 'application/octet-stream' }, body: body as Uint8Array<ArrayBuffer> })
+          expect(res.status).toBeLessThan(500)
+          await res.body?.cancel()
+        }
+      }
+    ), { seed: 7, numRuns: 150 })
+    const after = Buffer.from(await (await fetch(url + routes.document('kept'))).arrayBuffer())
+    // Random bodies that happen to be valid updates may add content to `kept`, never remove or corrupt it.
+    const doc = new Y.Doc()
+    Y.applyUpdate(doc, after)
+    expect(doc.getText('t').toString()).toContain('original')
+    expect(after.length).toBeGreaterThanOrEqual(before.length)
+  })
+})
+
+describe('observability', () => {
+  it('serves Prometheus metrics that move with the traffic, and /readyz', async () => {
+    const { url } = await startServer()
+    const reader = await openEvents(url, 'd')
+    await reader.sync()
+    await appendUpdate(url, 'd', update('hello'))
+    await waitFor(() => reader.named('update').length === 1)
+    const bad = await postUpdate(url, 'd', new Uint8Array([9, 9, 9]))
+    expect(bad.status).toBe(400)
+    const res = await fetch(url + '/metrics')
+    expect(res.headers.get('content-type')).toMatch(/^text\/plain/)
+    const text = await res.text()
+    expect(text).toMatch(/^ysse_streams_open 1$/m)
+    expect(text).toMatch(/^ysse_documents_active 1$/m)
+    expect(text).toMatch(/^ysse_updates_received_total 1$/m)
+    expect(text).toMatch(/^ysse_events_sent_total\{event="update"\} 1$/m)
+    expect(text).toMatch(/^ysse_resumes_total\{kind="full"\} 1$/m)
+    expect(text).toMatch(/^ysse_requests_refused_total\{code="malformed-update"\} 1$/m)
+    expect(text).toMatch(/^ysse_publish_to_deliver_seconds_count 1$/m)
+    expect(text).toMatch(/^ysse_post_update_seconds_count 1$/m)
+    expect((await fetch(url + '/readyz')).status).toBe(200)
+    expect(res.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/)
+    const echoed = await fetch(url + '/healthz', { headers: { 'x-request-id': 'abc-123' } })
+    expect(echoed.headers.get('x-request-id')).toBe('abc-123')
+  })
+})
