@@ -7,7 +7,7 @@
  * present, names the client for per-client limits.
  */
 import type { IncomingHttpHeaders } from 'node:http'
-import { errors as joseErrors, importSPKI, jwtVerify, type JWTPayload } from 'jose'
+import { SignJWT, errors as joseErrors, importPKCS8, importSPKI, jwtVerify, type JWTPayload } from 'jose'
 import { ErrorCode, ProtocolError } from '../shared/errors.js'
 
 /** What a request wants to do with a document. */
@@ -88,3 +88,25 @@ export const createJwtAuthorizer = async (key: JwtKey): Promise<Authorize> => {
 
 /** Lets everyone do everything: the default when no authorizer is configured. */
 export const allowAll: Authorize = async () => ({})
+
+/** What {@link issueToken} puts in a token. */
+export interface TokenClaims {
+  /** Document IDs, or prefixes ending in `*`. */
+  docs: readonly string[]
+  access: Access
+  /** Lifetime in seconds. */
+  ttlSeconds: number
+  /** The client's name (for per-client limits and logs). */
+  subject?: string | undefined
+}
+
+/** Key material to sign with: the HS256 secret, or a PEM private key (PKCS#8) for ES256/RS256. */
+export type SigningKey = { secret: string } | { privateKey: string; algorithm: 'ES256' | 'RS256' }
+
+/** Issues a token that {@link createJwtAuthorizer} accepts (for your login endpoint or the `y-sse token` command). */
+export const issueToken = async (key: SigningKey, claims: TokenClaims): Promise<string> => {
+  const jwt = new SignJWT({ docs: [...claims.docs], access: claims.access }).setIssuedAt().setExpirationTime(`${claims.ttlSeconds}s`)
+  if (claims.subject !== undefined) jwt.setSubject(claims.subject)
+  if ('secret' in key) return jwt.setProtectedHeader({ alg: 'HS256' }).sign(new TextEncoder().encode(key.secret))
+  return jwt.setProtectedHeader({ alg: key.algorithm }).sign(await importPKCS8(key.privateKey, key.algorithm))
+}

@@ -6,16 +6,22 @@
 import { readFile } from 'node:fs/promises'
 import { parseArgs } from 'node:util'
 import { isValidDocId } from '../../shared/protocol.js'
+import { issueToken, type SigningKey } from '../../server/auth.js'
 import { DocumentError } from './open-document.js'
 import { openLexicalDocument, type LexicalDocument } from './lexical-document.js'
 
 const USAGE = `Usage: y-sse <command> --server URL --doc ID [options]
+       y-sse token --docs IDS [--access read|write] [--ttl SECS] [--sub NAME] [--private-key FILE --algorithm ES256|RS256]
 
 Commands:
   export [--format text|markdown|json]   print the document (default: text)
   watch                                  print the document's text each time it changes, until Ctrl-C
   append "TEXT"                          add a paragraph at the end
   import FILE.md                         replace the content with a Markdown file
+  token                                  print a token for servers with JWT auth: signed with the
+                                         AUTH_JWT_SECRET environment variable (HS256), or with
+                                         --private-key (PEM, PKCS#8); --docs is a comma-separated
+                                         list of document IDs or prefixes ending in *
 
 Options:
   --server URL     the server's base URL, e.g. http://localhost:8080
@@ -155,7 +161,57 @@ const watch = (document: LexicalDocument, format: Format): Promise<void> => new 
   process.once('SIGTERM', finish)
 })
 
+/** `y-sse token`: signs a token the way the server's JWT mode checks it. */
+const printToken = async (argv: string[]): Promise<void> => {
+  let values
+  try {
+    values = parseArgs({
+      args: argv,
+      options: {
+        docs: { type: 'string' },
+        access: { type: 'string', default: 'write' },
+        ttl: { type: 'string', default: '3600' },
+        sub: { type: 'string' },
+        'private-key': { type: 'string' },
+        algorithm: { type: 'string', default: 'ES256' }
+      }
+    }).values
+  } catch (error) {
+    throw new CliError(`${(error as Error).message}\n\n${USAGE}`, Exit.usage)
+  }
+  const docs = (values.docs ?? '').split(',').map(d => d.trim()).filter(d => d !== '')
+  if (docs.length === 0) throw new CliError('token needs --docs, e.g. --docs "team-*,notes"', Exit.usage)
+  if (values.access !== 'read' && values.access !== 'write') throw new CliError(`--access must be read or write, got "${values.access}"`, Exit.usage)
+  const ttlSeconds = Number(values.ttl)
+  if (!Number.isInteger(ttlSeconds) || ttlSeconds <= 0) throw new CliError(`--ttl must be a positive number of seconds, got "${values.ttl}"`, Exit.usage)
+  let key: SigningKey
+  if (values['private-key'] !== undefined) {
+    if (values.algorithm !== 'ES256' && values.algorithm !== 'RS256') throw new CliError(`--algorithm must be ES256 or RS256, got "${values.algorithm}"`, Exit.usage)
+    const file = values['private-key']
+    const privateKey = await readFile(file, 'utf8').catch(() => { throw new CliError(`cannot read ${file}`, Exit.usage) })
+    key = { privateKey, algorithm: values.algorithm }
+  } else {
+    const secret = process.env.AUTH_JWT_SECRET
+    if (secret === undefined || secret === '') throw new CliError('set AUTH_JWT_SECRET (the server\'s secret) or pass --private-key', Exit.usage)
+    key = { secret }
+  }
+  try {
+    process.stdout.write(await issueToken(key, { docs, access: values.access, ttlSeconds, subject: values.sub }) + '\n')
+  } catch (error) {
+    throw new CliError(`cannot sign: ${(error as Error).message}`, Exit.usage)
+  }
+}
+
 const main = async (): Promise<number> => {
+  if (process.argv[2] === 'token') {
+    try {
+      await printToken(process.argv.slice(3))
+      return Exit.ok
+    } catch (error) {
+      process.stderr.write(`y-sse: ${(error as Error).message}\n`)
+      return error instanceof CliError ? error.exitCode : 1
+    }
+  }
   let command: Command | 'help'
   try {
     command = parseCommand(process.argv.slice(2))

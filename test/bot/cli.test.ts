@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url'
 import { spawn } from 'node:child_process'
 import { describe, expect, it } from 'vitest'
 import { openLexicalDocument } from '../../client/bot/index.js'
+import { createJwtAuthorizer } from '../../server/index.js'
 import { intercept, onCleanup, startServer } from '../helpers/server.js'
 import { waitFor } from '../helpers/wait.js'
 
@@ -14,8 +15,10 @@ const cli = fileURLToPath(new URL('../../dist/client/bot/cli.js', import.meta.ur
 interface Result { code: number; stdout: string; stderr: string }
 
 /** Runs the built CLI (built by the global set-up). */
-const ysse = (...args: string[]): Promise<Result> => new Promise(resolve => {
-  execFile(process.execPath, [cli, ...args], { timeout: 20_000 }, (error, stdout, stderr) => {
+const ysse = (...args: string[]): Promise<Result> => ysseWith({}, ...args)
+
+const ysseWith = (env: Record<string, string>, ...args: string[]): Promise<Result> => new Promise(resolve => {
+  execFile(process.execPath, [cli, ...args], { timeout: 20_000, env: { ...process.env, ...env } }, (error, stdout, stderr) => {
     resolve({ code: error === null ? 0 : Number(error.code ?? 1), stdout, stderr })
   })
 })
@@ -94,5 +97,19 @@ describe('the y-sse command line', () => {
     }
     const allowed = await ysse('export', '--server', url, '--doc', 'secret', '--token', 'good')
     expect(allowed.code).toBe(0)
+  })
+
+  it('issues tokens that a server with JWT auth accepts, for the documents they name', async () => {
+    const secret = 'cli-secret-long-enough-for-hs256-signing'
+    const { url } = await startServer({ server: { authorize: await createJwtAuthorizer({ secret }) } })
+    const issued = await ysseWith({ AUTH_JWT_SECRET: secret }, 'token', '--docs', 'team-*', '--access', 'write', '--ttl', '60', '--sub', 'ci')
+    expect(issued.code).toBe(0)
+    const token = issued.stdout.trim()
+    expect(token.split('.')).toHaveLength(3)
+    expect((await ysse('append', '--server', url, '--doc', 'team-x', '--token', token, 'hello')).code).toBe(0)
+    expect((await ysse('export', '--server', url, '--doc', 'team-x', '--token', token)).stdout).toBe('hello\n')
+    expect((await ysse('export', '--server', url, '--doc', 'other', '--token', token)).code).toBe(3)
+    const missing = await ysseWith({ AUTH_JWT_SECRET: '' }, 'token', '--docs', 'x')
+    expect([missing.code, missing.stderr]).toEqual([2, "y-sse: set AUTH_JWT_SECRET (the server's secret) or pass --private-key\n"])
   })
 })
