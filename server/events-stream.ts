@@ -8,7 +8,7 @@ import { toBase64 } from '../shared/codec.js'
 import { encodeAwarenessEntries, removalOf } from '../shared/awareness.js'
 import { mergeAll, parseEventId, type ResumePoint } from './store/history.js'
 import type { DocEvent, DocumentStore } from './store/types.js'
-import type { SseWriter } from './sse.js'
+import { toFrame, type SseFrame, type SseWriter } from './sse.js'
 import type { Logger } from './logger.js'
 import type { Metrics } from './metrics.js'
 
@@ -23,10 +23,32 @@ export interface EventsStreamOptions {
 /** Timers cannot wait longer than this (about 24.8 days). */
 const MAX_TIMER_MS = 2 ** 31 - 1
 
-/** Milliseconds since the update with this event ID was stored, read off its stream ID. */
-const ageOf = (eventId: string): number | null => {
+/** When the update with this event ID was stored (ms since the epoch), read off its stream ID. */
+const storedAtOf = (eventId: string): number | null => {
   const ms = Number(parseEventId(eventId)?.id.split('-')[0])
-  return Number.isFinite(ms) && ms > 0 ? Date.now() - ms : null
+  return Number.isFinite(ms) && ms > 0 ? ms : null
+}
+
+/** An `update` event ready to write, and when its update was stored (for the delivery-age metric). */
+interface UpdateFrame {
+  frame: SseFrame
+  storedAt: number | null
+}
+
+/**
+ * Formatted `update` events by the update they carry. The store hands the same update object to
+ * every stream of a document, so base64, framing and the event ID's parse happen once per update,
+ * not once per stream; an entry lives as long as its update.
+ */
+const updateFrames = new WeakMap<Uint8Array, UpdateFrame>()
+
+const updateFrameOf = (eventId: string, update: Uint8Array): UpdateFrame => {
+  let frame = updateFrames.get(update)
+  if (frame === undefined) {
+    frame = { frame: toFrame({ event: SseEvent.update, id: eventId, data: toBase64(update) }), storedAt: storedAtOf(eventId) }
+    updateFrames.set(update, frame)
+  }
+  return frame
 }
 
 interface QueuedUpdate {
@@ -138,11 +160,9 @@ export class EventsStream {
   }
 
   private sendUpdate (eventId: string, update: Uint8Array): void {
-    this.writer.send({ event: SseEvent.update, id: eventId, data: toBase64(update) })
-    const metrics = this.options.metrics
-    if (metrics === null) return
-    const age = ageOf(eventId)
-    if (age !== null) metrics.delivered(age / 1000)
+    const { frame, storedAt } = updateFrameOf(eventId, update)
+    this.writer.sendFrame(frame)
+    if (storedAt !== null) this.options.metrics?.delivered((Date.now() - storedAt) / 1000)
   }
 
   private beat (): void {
@@ -173,8 +193,9 @@ export class EventsStream {
     }
   }
 
-  /** Ends the stream from the server side (shutdown). */
-  end (): void {
+  /** Ends the stream from the server side (shutdown), asking the client to reconnect after `retryMs`. */
+  end (retryMs: number): void {
+    if (!this.writer.blocked) this.writer.send({ retry: retryMs })
     this.writer.end()
   }
 }

@@ -5,7 +5,8 @@
  */
 import { randomUUID } from 'node:crypto'
 import { createServer, type Server } from 'node:http'
-import type { AddressInfo } from 'node:net'
+import { createSecureServer, type Http2SecureServer } from 'node:http2'
+import type { AddressInfo, Socket } from 'node:net'
 import Koa, { type Context, type Next } from 'koa'
 import { ErrorCode, ProtocolError, type ErrorBody } from '../shared/errors.js'
 import { MemoryStore } from './store/memory-store.js'
@@ -31,11 +32,15 @@ export interface SyncServer {
   /** The Koa app: mount it, or pass `app.callback()` to any Node HTTP(S) server. */
   app: Koa
   options: SyncServerOptions
-  /** Listens on `port` (0 picks a free one); resolves with the bound address. */
-  listen(port?: number, host?: string): Promise<{ server: Server; port: number; url: string }>
   /**
-   * Stops accepting requests, ends event streams (clients reconnect elsewhere), lets in-flight
-   * requests finish, then closes the store.
+   * Listens on `port` (0 picks a free one); resolves with the bound address. With `tls` (PEM key
+   * and certificate) it serves HTTP/2 and HTTP/1.1 over TLS, so browsers are not limited to six
+   * connections per origin.
+   */
+  listen(port?: number, host?: string, tls?: { key: string | Buffer; cert: string | Buffer }): Promise<{ server: Server | Http2SecureServer; port: number; url: string }>
+  /**
+   * Stops accepting requests, ends event streams with a random `retry:` within `drainSpreadMs`
+   * (clients reconnect elsewhere, spread out), lets in-flight requests finish, then closes the store.
    */
   close(): Promise<void>
 }
@@ -70,7 +75,8 @@ export const createSyncServer = (options: Partial<SyncServerOptions> = {}): Sync
   const routes = routeContext(resolved)
   const app = new Koa({ proxy: resolved.trustProxy })
   const inFlight = new Set<Promise<unknown>>()
-  let server: Server | null = null
+  const sockets = new Set<Socket>()
+  let server: Server | Http2SecureServer | null = null
 
   app.on('error', (error: unknown) => {
     // A client that goes away mid-response is normal life for a streaming server, not a failure.
@@ -132,8 +138,15 @@ export const createSyncServer = (options: Partial<SyncServerOptions> = {}): Sync
   return {
     app,
     options: resolved,
-    async listen (port = 0, host) {
-      const listening = createServer(app.callback())
+    async listen (port = 0, host, tls) {
+      // HTTP/2 needs TLS in browsers; HTTP/1.1 clients keep working on the same port.
+      const listening: Server | Http2SecureServer = tls === undefined
+        ? createServer(app.callback())
+        : createSecureServer({ ...tls, allowHTTP1: true, settings: { maxConcurrentStreams: 1000 } }, app.callback())
+      listening.on(tls === undefined ? 'connection' : 'secureConnection', (socket: Socket) => {
+        sockets.add(socket)
+        socket.once('close', () => sockets.delete(socket))
+      })
       await new Promise<void>((resolve, reject) => {
         listening.once('error', reject)
         listening.listen(port, host, () => resolve())
@@ -141,16 +154,18 @@ export const createSyncServer = (options: Partial<SyncServerOptions> = {}): Sync
       server = listening
       const address = listening.address() as AddressInfo
       const shownHost = address.family === 'IPv6' ? `[${address.address}]` : address.address
-      return { server: listening, port: address.port, url: `http://${shownHost}:${address.port}` }
+      return { server: listening, port: address.port, url: `${tls === undefined ? 'http' : 'https'}://${shownHost}:${address.port}` }
     },
     async close () {
       routes.closing = true
       const stopped = server === null ? Promise.resolve() : new Promise<void>(resolve => server?.close(() => resolve()))
-      for (const stream of routes.streams) stream.end()
+      // Spread the reconnects of this instance's clients over the drain window, so the other
+      // instances are not hit by all of them at once.
+      for (const stream of routes.streams) stream.end(Math.floor(Math.random() * resolved.drainSpreadMs))
       const deadline = new Promise<void>(resolve => setTimeout(resolve, resolved.shutdownTimeoutMs).unref())
       await Promise.race([Promise.allSettled([...inFlight, ...[...routes.streams].map(s => s.done)]), deadline])
       // Every request has been answered and every stream ended: what is left is idle.
-      server?.closeAllConnections()
+      for (const socket of sockets) socket.destroy()
       await stopped
       await resolved.store.close()
     }

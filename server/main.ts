@@ -5,11 +5,14 @@
  * REDIS_PREFIX, LOG_LEVEL (debug|info|warn|error|silent), MAX_UPDATE_BYTES,
  * COMPACT_AFTER_UPDATES, COMPACT_AFTER_BYTES.
  */
+import { existsSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
 import { createJsonLogger, isLogLevel } from './logger.js'
 import { createSyncServer } from './index.js'
 import { MemoryStore } from './store/memory-store.js'
 import { RedisStore } from './store/redis-store.js'
 import type { StoreOptions } from './store/log-store.js'
+import { serveStatic } from './static.js'
 
 const env = process.env
 
@@ -48,6 +51,11 @@ if (store instanceof MemoryStore) {
 
 const maxUpdateBytes = integer('MAX_UPDATE_BYTES')
 const sync = createSyncServer({ store, logger, ...(maxUpdateBytes === undefined ? {} : { maxUpdateBytes }) })
+
+// The editor, built by `npm run build` next to this file (dist/app), on the API's origin and port.
+const appDir = fileURLToPath(new URL('../app/', import.meta.url))
+if (existsSync(appDir + 'index.html')) sync.app.use(serveStatic(appDir))
+else logger.warn('the editor is not built: run `npm run build` to serve it', { appDir })
 
 try {
   await store.ping()

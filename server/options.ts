@@ -35,6 +35,8 @@ export interface SyncServerOptions {
   metrics: Metrics | null
   /** How long `close()` waits for in-flight requests before closing the store anyway. */
   shutdownTimeoutMs: number
+  /** On shutdown, streams are told to reconnect after a random delay below this. */
+  drainSpreadMs: number
   logger: Logger
 }
 
@@ -52,5 +54,6 @@ export const serverDefaults: Omit<SyncServerOptions, 'store' | 'authorize' | 'me
   maxBufferedBytes: 4 * 1024 * 1024,
   corsOrigins: '*',
   trustProxy: false,
-  shutdownTimeoutMs: 8_000
+  shutdownTimeoutMs: 8_000,
+  drainSpreadMs: 3_000
 }

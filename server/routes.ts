@@ -156,8 +156,11 @@ const getEvents = async (ctx: Context, { docId, grant, client }: Allowed, routes
   }
   // From here on we write the response ourselves: headers now, events as they come.
   ctx.respond = false
-  ctx.req.socket.setNoDelay(true)
-  ctx.req.socket.setTimeout(0)
+  if (ctx.req.httpVersionMajor < 2) {
+    // HTTP/2 streams share one socket, which the compatibility API does not let us touch.
+    ctx.req.socket.setNoDelay(true)
+    ctx.req.socket.setTimeout(0)
+  }
   ctx.res.writeHead(200, eventStreamHeaders(ctx.req.httpVersionMajor))
   const metrics = options.metrics
   const writer = new SseWriter(ctx.res, metrics === null ? undefined : (event, bytes) => metrics.eventSent(event, bytes))

@@ -31,6 +31,16 @@ export const formatEvent = ({ event, id, data, retry }: SseMessage): string => {
   return out + '\n'
 }
 
+/** An event formatted and encoded once, so one update goes to every stream without formatting it again for each. */
+export interface SseFrame {
+  /** The event's name (`message` when it has none), for metrics. */
+  event: string
+  chunk: Buffer
+}
+
+/** Formats and encodes an event for {@link SseWriter.sendFrame}; throws like {@link formatEvent}. */
+export const toFrame = (message: SseMessage): SseFrame => ({ event: message.event ?? 'message', chunk: Buffer.from(formatEvent(message)) })
+
 /** Headers of an event stream; `Connection: keep-alive` only where HTTP/1.x allows it. */
 export const eventStreamHeaders = (httpVersionMajor: number): Record<string, string> => ({
   'Content-Type': 'text/event-stream; charset=utf-8',
@@ -73,8 +83,12 @@ export class SseWriter {
 
   /** Writes one event; returns false when the client is not keeping up. */
   send (message: SseMessage): boolean {
-    const chunk = formatEvent(message)
-    this.onEvent?.(message.event ?? 'message', chunk.length)
+    return this.sendFrame(toFrame(message))
+  }
+
+  /** Writes an event formatted once for many streams; returns false when the client is not keeping up. */
+  sendFrame ({ event, chunk }: SseFrame): boolean {
+    this.onEvent?.(event, chunk.length)
     return this.write(chunk)
   }
 
@@ -83,7 +97,7 @@ export class SseWriter {
     return this.write(`:${text}\n\n`)
   }
 
-  private write (chunk: string): boolean {
+  private write (chunk: string | Buffer): boolean {
     if (this.closed) return false
     const ok = this.res.write(chunk)
     if (!ok) this.isBlocked = true

@@ -41,20 +41,30 @@ export type ClockMap = Map<number, number>
 
 const STREAM_ID = /^(\d{1,20})-(\d{1,20})$/
 
+const LEADING_ZEROS = /^0+(?=\d)/
+
+/**
+ * Compares two unsigned decimal integers of any length as strings: no BigInt, since this runs for
+ * every delivery on every stream.
+ */
+const compareDecimal = (a: string, b: string): number => {
+  const x = a.replace(LEADING_ZEROS, '')
+  const y = b.replace(LEADING_ZEROS, '')
+  if (x.length !== y.length) return x.length < y.length ? -1 : 1
+  return x === y ? 0 : x < y ? -1 : 1
+}
+
 /** Compares two stream IDs numerically. */
 export const compareStreamIds = (a: StreamId, b: StreamId): number => {
   const [, am = '0', as = '0'] = STREAM_ID.exec(a) ?? []
   const [, bm = '0', bs = '0'] = STREAM_ID.exec(b) ?? []
-  const ms = BigInt(am) - BigInt(bm)
-  if (ms !== 0n) return ms < 0n ? -1 : 1
-  const seq = BigInt(as) - BigInt(bs)
-  return seq === 0n ? 0 : seq < 0n ? -1 : 1
+  return compareDecimal(am, bm) || compareDecimal(as, bs)
 }
 
 /** Event IDs are `<epoch>.<streamId>`: the epoch tells lives of a document apart. */
 export const formatEventId = (epoch: string, id: StreamId): string => (id === STREAM_START ? EMPTY_EVENT_ID : `${epoch}.${id}`)
 
-const MAX_U64 = 2n ** 64n - 1n
+const MAX_U64 = String(2n ** 64n - 1n)
 
 /** Parses an event ID; `null` when it is not one this server could have issued. */
 export const parseEventId = (eventId: string): { epoch: string | null; id: StreamId } | null => {
@@ -63,7 +73,7 @@ export const parseEventId = (eventId: string): { epoch: string | null; id: Strea
   if (dot <= 0) return null
   const id = eventId.slice(dot + 1)
   const match = STREAM_ID.exec(id)
-  if (match === null || BigInt(match[1] as string) > MAX_U64 || BigInt(match[2] as string) > MAX_U64) return null
+  if (match === null || compareDecimal(match[1] as string, MAX_U64) > 0 || compareDecimal(match[2] as string, MAX_U64) > 0) return null
   return { epoch: eventId.slice(0, dot), id }
 }
 

@@ -27,6 +27,11 @@ export interface StoreOptions {
   awarenessTimeoutMs: number
   /** A stream's presence record expires unless renewed within this time (by heartbeats). */
   presenceTtlMs: number
+  /**
+   * Bytes of merged full states kept in process memory (least recently used evicted), so cold
+   * syncs of a document that has not changed since skip the merge; 0 keeps none.
+   */
+  fullStateCacheBytes: number
   /** Reject appends that would make a document's stored updates larger than this; 0: no limit. */
   maxDocBytes: number
   logger: Logger
@@ -42,12 +47,16 @@ export const storeDefaults: Omit<StoreOptions, 'logger' | 'observer'> = {
   checkpointsKept: 100,
   awarenessTimeoutMs: 30_000,
   presenceTtlMs: 60_000,
+  fullStateCacheBytes: 64 * 1024 * 1024,
   maxDocBytes: 0
 }
 
 /** The error of an append that would make a document larger than `maxDocBytes`. */
 export const documentTooLarge = (maxDocBytes: number): ProtocolError =>
   new ProtocolError(ErrorCode.documentTooLarge, `the document would exceed its limit of ${maxDocBytes} bytes`)
+
+/** A replay up to this size is sent as it is: a smaller diff would not be worth a full read. */
+const REPLAY_ALWAYS_BYTES = 4096
 
 /** Result of an append primitive. */
 export interface Appended {
@@ -96,6 +105,9 @@ export abstract class LogStore implements DocumentStore {
   protected readonly options: StoreOptions
   private readonly listeners = new Map<string, Set<DocListener>>()
   private readonly compactions = new Map<string, Promise<boolean>>()
+  /** Merged full states by document, in least-recently-used order, keyed by the head they hold. */
+  private readonly fullStates = new Map<string, { head: string; update: Uint8Array }>()
+  private fullStatesBytes = 0
   /** Watches being set up, by document. */
   private readonly watching = new Map<string, Promise<void>>()
 
@@ -134,23 +146,64 @@ export abstract class LogStore implements DocumentStore {
       const read = await this.readAfter(docId, parsed.id)
       const start = replayStart(read.snapshot, from.lastEventId)
       if (start !== null && (start === read.snapshot.floor || start === read.snapshot.head || read.exists)) {
-        return replaySync(read.snapshot, read.entries)
+        const replay = replaySync(read.snapshot, read.entries)
+        // A replay carries every character typed since the resume point, also those deleted since.
+        // When it is not small and the client sent its state vector, a diff of the merged (garbage
+        // collected) state may be far smaller: send whichever is.
+        if (from.stateVector === undefined || replay.update.length <= REPLAY_ALWAYS_BYTES) return replay
+        const { full, update } = await this.readMerged(docId)
+        const diff = diffSync(full.snapshot, update, null, from)
+        return diff.update.length < replay.update.length ? diff : replay
       }
       // Inside the retained log yet not an entry: this server never issued it, so no checkpoint
       // before it says anything about what the client holds.
       neverIssued = start !== null
     }
-    const full = await this.readFull(docId)
-    const update = mergeAll(full.state === null ? full.entries.map(e => e.update) : [full.state, ...full.entries.map(e => e.update)])
+    const { full, update } = await this.readMerged(docId)
     const checkpoint = neverIssued ? null : checkpointFor(full.snapshot, full.checkpoints, from.lastEventId)
     return diffSync(full.snapshot, update, checkpoint, from)
   }
 
   async getDocument (docId: string): Promise<{ eventId: string; update: Uint8Array } | null> {
-    const full = await this.readFull(docId)
+    const { full, update } = await this.readMerged(docId)
     if (full.snapshot.epoch === null) return null
-    const update = mergeAll(full.state === null ? full.entries.map(e => e.update) : [full.state, ...full.entries.map(e => e.update)])
     return { eventId: formatEventId(full.snapshot.epoch, full.snapshot.head), update }
+  }
+
+  /**
+   * The whole document as one update. With updates pending since the last compaction, they are
+   * merged through a garbage-collecting `Y.Doc`, like a compaction: far smaller than
+   * `Y.mergeUpdates`, which keeps every deleted character. The result is cached per head, so cold
+   * syncs of an unchanged document cost one read and no merge.
+   */
+  private async readMerged (docId: string): Promise<{ full: FullRead; update: Uint8Array }> {
+    const full = await this.readFull(docId)
+    if (full.entries.length === 0) return { full, update: full.state ?? mergeAll([]) }
+    const head = `${full.snapshot.epoch ?? ''}.${full.snapshot.head}`
+    const cached = this.fullStates.get(docId)
+    if (cached?.head === head) {
+      // Most recently used last: the oldest entry is the one evicted.
+      this.fullStates.delete(docId)
+      this.fullStates.set(docId, cached)
+      return { full, update: cached.update }
+    }
+    const { state } = compact(full.state, full.entries)
+    this.cacheFullState(docId, { head, update: state })
+    return { full, update: state }
+  }
+
+  private cacheFullState (docId: string, entry: { head: string; update: Uint8Array }): void {
+    const previous = this.fullStates.get(docId)
+    if (previous !== undefined) this.fullStatesBytes -= previous.update.length
+    this.fullStates.delete(docId)
+    if (entry.update.length > this.options.fullStateCacheBytes) return
+    this.fullStates.set(docId, entry)
+    this.fullStatesBytes += entry.update.length
+    for (const [oldest, { update }] of this.fullStates) {
+      if (this.fullStatesBytes <= this.options.fullStateCacheBytes) break
+      this.fullStates.delete(oldest)
+      this.fullStatesBytes -= update.length
+    }
   }
 
   async subscribe (docId: string, listener: DocListener): Promise<() => void> {
@@ -256,6 +309,8 @@ export abstract class LogStore implements DocumentStore {
   async close (): Promise<void> {
     await Promise.allSettled(this.compactions.values())
     this.listeners.clear()
+    this.fullStates.clear()
+    this.fullStatesBytes = 0
     await this.release()
   }
 }

@@ -4,11 +4,17 @@
  */
 
 /**
+ * How scripts notify subscribers: `PUBLISH` on one Redis; on a cluster `SPUBLISH`, which goes to
+ * the document's own node only (and its replicas) instead of to every node over the cluster bus.
+ */
+export type PublishCommand = 'PUBLISH' | 'SPUBLISH'
+
+/**
  * KEYS: meta, log, stateVector, state. ARGV: update, epoch if new, channel, maximum document bytes
  * (0: none), then (client, from, to) triplets extending the state vector. Returns {epoch, id,
  * pendingUpdates, pendingBytes}, or -1 when the document would grow past its maximum.
  */
-export const APPEND = `
+export const APPEND = (publish: PublishCommand): string => `
 local limit = tonumber(ARGV[4])
 if limit > 0 then
   local size = redis.call('STRLEN', KEYS[4]) + tonumber(redis.call('HGET', KEYS[1], 'pendingBytes') or '0')
@@ -29,7 +35,7 @@ for i = 5, #ARGV, 3 do
     redis.call('HSET', KEYS[3], ARGV[i], ARGV[i + 2])
   end
 end
-redis.call('PUBLISH', ARGV[3], 'u' .. id)
+redis.call('${publish}', ARGV[3], 'u' .. id)
 return {epoch, id, n, b}
 `
 
@@ -95,8 +101,8 @@ return {epoch, floor, entries}
 `
 
 /** KEYS: all keys of the document, channel last. Deletes them and tells subscribers. */
-export const DELETE = `
+export const DELETE = (publish: PublishCommand): string => `
 for i = 1, #KEYS - 1 do redis.call('DEL', KEYS[i]) end
-redis.call('PUBLISH', KEYS[#KEYS], 'r')
+redis.call('${publish}', KEYS[#KEYS], 'r')
 return 1
 `

@@ -6,9 +6,10 @@
  * Fan-out goes through Redis, not process memory: an append publishes a notification on the
  * document's channel, and each instance reads the stream from its own cursor, so every instance
  * delivers every update once and in stream order, including after a lost notification. One
- * subscriber connection per instance serves all of its documents.
+ * subscriber connection per instance serves all of its documents; on Redis Cluster, one per master
+ * node, with sharded pub/sub (docs/redis-cluster.md).
  */
-import { Redis, type RedisOptions } from 'ioredis'
+import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis'
 import { encodeAwarenessEntries, type AwarenessEntry } from '../../shared/awareness.js'
 import { ErrorCode, ProtocolError } from '../../shared/errors.js'
 import {
@@ -17,17 +18,30 @@ import {
 } from './history.js'
 import { LogStore, documentTooLarge, storeDefaults, type Appended, type CompactionCommit, type FullRead, type ReplayRead, type StoreOptions } from './log-store.js'
 import { docIdOfChannel, docKeys, type DocKeys } from './redis-keys.js'
-import { APPEND, COMMIT_COMPACTION, DELETE, READ_AFTER, READ_FULL, TAIL } from './redis-scripts.js'
+import { APPEND, COMMIT_COMPACTION, DELETE, READ_AFTER, READ_FULL, TAIL, type PublishCommand } from './redis-scripts.js'
 import { silentLogger } from '../logger.js'
+
+/** The startup nodes of a Redis Cluster, e.g. `{ cluster: ['redis://10.0.0.1:6379', 'redis://10.0.0.2:6379'] }`. */
+export interface RedisClusterNodes {
+  /** `redis://` URLs of some of the cluster's nodes: the store discovers the others from them. */
+  cluster: readonly string[]
+}
 
 /** Options of {@link RedisStore}. */
 export interface RedisStoreOptions extends Partial<StoreOptions> {
-  /** A Redis URL, or an ioredis client to share (the store then leaves it open on close). */
-  redis: string | Redis
+  /**
+   * Where documents are kept:
+   * - a Redis URL (`redis://host:6379`);
+   * - `{ cluster: [url, …] }`, Redis Cluster (7.0 or later) from some of its nodes' URLs;
+   * - an ioredis `Redis` or `Cluster` client to share (the store then leaves it open on close).
+   */
+  redis: string | RedisClusterNodes | Redis | Cluster
   /** Prefix of every key and channel, so several deployments can share one Redis. Default `y-sse:`. */
   prefix?: string
-  /** ioredis options for connections the store creates. */
+  /** ioredis options for connections the store creates (on a cluster: for every node). */
   redisOptions?: RedisOptions
+  /** ioredis cluster options, when `redis` gives cluster nodes (node connections take `redisOptions`). */
+  clusterOptions?: Omit<ClusterOptions, 'redisOptions'>
 }
 
 /** Updates read per round trip when a subscriber catches up. */
@@ -92,31 +106,52 @@ const checkpointOf = (reply: Reply): Checkpoint => {
 
 /** {@link DocumentStore} on Redis or Redis Cluster (ioredis). */
 export class RedisStore extends LogStore {
-  private readonly redis: Redis
-  private readonly subscriber: Redis
+  private readonly redis: Redis | Cluster
+  private readonly subscriber: Redis | Cluster
+  /** On a cluster, notifications use sharded pub/sub (SPUBLISH, SSUBSCRIBE): see {@link PublishCommand}. */
+  private readonly sharded: boolean
   private readonly ownsClient: boolean
   private readonly prefix: string
   private readonly cursors = new Map<string, Cursor>()
 
   constructor (options: RedisStoreOptions) {
-    const { redis, prefix = 'y-sse:', redisOptions, ...storeOptions } = options
+    const { redis, prefix = 'y-sse:', redisOptions, clusterOptions, ...storeOptions } = options
     super({ ...storeDefaults, logger: silentLogger, ...storeOptions })
     const connectionOptions: RedisOptions = { maxRetriesPerRequest: 1, ...redisOptions }
-    this.ownsClient = typeof redis === 'string'
-    this.redis = typeof redis === 'string' ? new Redis(redis, connectionOptions) : redis
-    // No ready check: its INFO would fail on a connection that a SUBSCRIBE already put in
-    // subscriber mode, and ioredis would drop the connection and its subscriptions.
-    this.subscriber = this.redis.duplicate({ enableReadyCheck: false })
+    const shared = redis instanceof Redis || redis instanceof Cluster
+    this.ownsClient = !shared
+    this.redis = shared
+      ? redis
+      : typeof redis === 'string' ? new Redis(redis, connectionOptions) : new Cluster([...redis.cluster], { ...clusterOptions, redisOptions: connectionOptions })
+    this.sharded = this.redis instanceof Cluster
+    const readMessage = (channel: Buffer, message: Buffer): void => this.onMessage(channel.toString('utf8'), message)
+    // Notifications sent while a subscriber connection was down are lost: read every stream again
+    // once it is back and subscribed.
+    const catchUp = (): void => {
+      for (const docId of this.cursors.keys()) this.pull(docId)
+    }
+    if (this.redis instanceof Cluster) {
+      // ioredis's sharded subscribers: one connection per master, each SSUBSCRIBE sent to the node
+      // of the channel's slot, resubscribed after reconnects and slot moves ('subscribersReady').
+      this.subscriber = this.redis.duplicate([], { shardedSubscribers: true })
+      this.subscriber.on('smessageBuffer', readMessage)
+      this.subscriber.on('subscribersReady', catchUp)
+    } else {
+      // No ready check: its INFO would fail on a connection that a SUBSCRIBE already put in
+      // subscriber mode, and ioredis would drop the connection and its subscriptions.
+      this.subscriber = this.redis.duplicate({ enableReadyCheck: false })
+      this.subscriber.on('messageBuffer', readMessage)
+      this.subscriber.on('ready', catchUp)
+    }
     this.prefix = prefix
-    // A script without a fixed key count takes the count as its first argument (ioredis: no numberOfKeys).
-    for (const [name, { lua, keys }] of Object.entries(SCRIPTS)) this.redis.defineCommand(name, keys < 0 ? { lua } : { lua, numberOfKeys: keys })
+    const publish: PublishCommand = this.sharded ? 'SPUBLISH' : 'PUBLISH'
+    for (const [name, { lua, keys }] of Object.entries(SCRIPTS)) {
+      const source = typeof lua === 'string' ? lua : lua(publish)
+      // A script without a fixed key count takes the count as its first argument (ioredis: no numberOfKeys).
+      this.redis.defineCommand(name, keys < 0 ? { lua: source } : { lua: source, numberOfKeys: keys })
+    }
     this.redis.on('error', error => this.options.logger.warn('redis error', { error: String(error) }))
     this.subscriber.on('error', error => this.options.logger.warn('redis subscriber error', { error: String(error) }))
-    this.subscriber.on('messageBuffer', (channel: Buffer, message: Buffer) => this.onMessage(channel.toString('utf8'), message))
-    // Notifications sent while the subscriber was reconnecting are lost: read every stream again.
-    this.subscriber.on('ready', () => {
-      for (const docId of this.cursors.keys()) this.pull(docId)
-    })
   }
 
   private keys (docId: string): DocKeys {
@@ -173,7 +208,7 @@ export class RedisStore extends LogStore {
 
   protected async watch (docId: string): Promise<void> {
     const k = this.keys(docId)
-    await this.unavailableOnError(this.subscriber.subscribe(k.channel))
+    await this.unavailableOnError(this.sharded ? this.subscriber.ssubscribe(k.channel) : this.subscriber.subscribe(k.channel))
     // The cursor starts at the head read after subscribing: anything later is notified.
     const [epoch, head] = await this.unavailableOnError(this.redis.hmget(k.meta, 'epoch', 'head'))
     this.cursors.set(docId, { epoch: epoch ?? '', id: head ?? STREAM_START, pulling: false, again: false })
@@ -181,7 +216,8 @@ export class RedisStore extends LogStore {
 
   protected async unwatch (docId: string): Promise<void> {
     this.cursors.delete(docId)
-    await this.subscriber.unsubscribe(this.keys(docId).channel)
+    const { channel } = this.keys(docId)
+    await (this.sharded ? this.subscriber.sunsubscribe(channel) : this.subscriber.unsubscribe(channel))
   }
 
   private onMessage (channel: string, message: Buffer): void {
@@ -256,7 +292,9 @@ export class RedisStore extends LogStore {
       else tx.hset(k.awareness, String(entry.clientID), JSON.stringify({ clock: entry.clock, state: entry.state, at }))
     }
     tx.pexpire(k.awareness, this.options.awarenessTimeoutMs * 2)
-    tx.publish(k.channel, Buffer.concat([Buffer.from('a'), encodeAwarenessEntries(entries)]))
+    const message = Buffer.concat([Buffer.from('a'), encodeAwarenessEntries(entries)])
+    if (this.sharded) tx.spublish(k.channel, message)
+    else tx.publish(k.channel, message)
     await this.unavailableOnError(tx.exec())
   }
 

@@ -3,10 +3,10 @@
  *
  * Updates come from real Y.Docs; every resume is checked by applying what the store sent to a
  * document in the client's state and comparing the text with the writer's. Redis stores use the
- * run's private Redis with a fresh key prefix per test.
+ * run's private Redis, or this file's private three-node Redis Cluster, with a fresh key prefix per test.
  */
 import * as Y from 'yjs';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { AwarenessEntry } from '../../shared/awareness.js';
 import { formatEventId, parseEventId } from '../../server/store/history.js';
 import type { StoreOptions } from '../../server/store/log-store.js';
@@ -14,7 +14,7 @@ import { MemoryStore } from '../../server/store/memory-store.js';
 import { RedisStore } from '../../server/store/redis-store.js';
 import type { DocEvent, DocumentStore, ValidatedUpdate } from '../../server/store/types.js';
 import { validateUpdate } from '../../server/validate.js';
-import { redisUrl, uniquePrefix } from '../helpers/redis.js';
+import { redisUrl, startRedisCluster, uniquePrefix, type RedisCluster } from '../helpers/redis.js';
 import { waitFor } from '../helpers/wait.js';
 
 const EVENT_ID = /^[A-Za-z0-9._-]{1,128}$/;
@@ -39,6 +39,12 @@ const track = (store: DocumentStore): DocumentStore => {
   return store;
 };
 
+let cluster: RedisCluster | undefined;
+beforeAll(async () => {
+  cluster = await startRedisCluster();
+});
+afterAll(() => cluster?.stop());
+
 const backends: BackendFactory[] = [
   {
     name: 'MemoryStore',
@@ -52,6 +58,14 @@ const backends: BackendFactory[] = [
     create: (options = {}) => {
       const prefix = uniquePrefix('store');
       return { open: () => track(new RedisStore({ redis: redisUrl(), prefix, ...options })), distinct: true, durable: true };
+    },
+  },
+  {
+    name: 'RedisStore on Redis Cluster',
+    create: (options = {}) => {
+      const prefix = uniquePrefix('store');
+      const nodes = cluster?.urls ?? [];
+      return { open: () => track(new RedisStore({ redis: { cluster: nodes }, prefix, ...options })), distinct: true, durable: true };
     },
   },
 ];
@@ -528,7 +542,7 @@ describe.each(backends)('DocumentStore contract: $name', (factory) => {
     });
   });
 
-  describe.runIf(factory.name === 'RedisStore')('two instances on one Redis (Redis only: a MemoryStore is one process)', () => {
+  describe.runIf(factory.name.startsWith('RedisStore'))('two instances on one Redis (Redis only: a MemoryStore is one process)', () => {
     it('deliver updates, awareness and resets appended on the other', async () => {
       const backend = factory.create(manual);
       const [a, b] = [backend.open(), backend.open()];

@@ -1,9 +1,11 @@
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { rmSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
 import { waitFor } from './wait.js';
 
@@ -12,6 +14,11 @@ export interface RedisServerOptions {
   args?: readonly string[];
   /** How long (ms) the server may take to answer PING. */
   startTimeout?: number;
+  /**
+   * Keep the data across stop() and restart(): an append-only file fsynced before every reply, in a
+   * directory that outlives the process, so whatever Redis acknowledged survives the SIGKILL.
+   */
+  durable?: boolean;
 }
 
 export interface RedisServer {
@@ -19,7 +26,7 @@ export interface RedisServer {
   readonly port: number;
   /** Kills the server; a no-op when it is already stopped. */
   stop(): Promise<void>;
-  /** Stops the server if running, then starts an empty one on the same port. */
+  /** Stops the server if running, then starts one on the same port: empty, unless `durable`. */
   restart(): Promise<void>;
 }
 
@@ -72,11 +79,15 @@ async function answersPing(port: number, pid: number | undefined): Promise<boole
   }
 }
 
-async function launch(port: number, options: RedisServerOptions): Promise<Instance> {
-  const dir = await mkdtemp(join(tmpdir(), 'y-sse-redis-'));
+const tempDir = (): Promise<string> => mkdtemp(join(tmpdir(), 'y-sse-redis-'));
+
+/** Runs redis-server in `dataDir` (kept), or else in a temporary directory removed when it exits. */
+async function launch(port: number, options: RedisServerOptions, dataDir?: string): Promise<Instance> {
+  const dir = dataDir ?? (await tempDir());
+  const persistence = dataDir === undefined ? ['--appendonly', 'no'] : ['--appendonly', 'yes', '--appendfsync', 'always'];
   const child = spawn(
     'redis-server',
-    ['--port', String(port), '--bind', HOST, '--save', '', '--appendonly', 'no', '--dir', dir, ...(options.args ?? [])],
+    ['--port', String(port), '--bind', HOST, '--save', '', ...persistence, '--dir', dir, ...(options.args ?? [])],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
   // A crashed test worker must not leave servers behind.
@@ -98,7 +109,8 @@ async function launch(port: number, options: RedisServerOptions): Promise<Instan
       settled = true;
       failure = error;
       process.off('exit', killOnExit);
-      void rm(dir, { recursive: true, force: true }).then(() => resolve());
+      if (dataDir !== undefined) resolve();
+      else void rm(dir, { recursive: true, force: true }).then(() => resolve());
     };
     child.once('error', (err: NodeJS.ErrnoException) =>
       settle(
@@ -138,11 +150,11 @@ async function launch(port: number, options: RedisServerOptions): Promise<Instan
   return instance;
 }
 
-async function launchOnFreePort(options: RedisServerOptions): Promise<{ port: number; instance: Instance }> {
+async function launchOnFreePort(options: RedisServerOptions, dataDir?: string): Promise<{ port: number; instance: Instance }> {
   for (let attempt = 1; ; attempt++) {
     const port = await freePort();
     try {
-      return { port, instance: await launch(port, options) };
+      return { port, instance: await launch(port, options, dataDir) };
     } catch (err) {
       if (!(err instanceof PortInUseError) || attempt >= PORT_ATTEMPTS) throw err;
     }
@@ -154,7 +166,10 @@ async function launchOnFreePort(options: RedisServerOptions): Promise<{ port: nu
  * Rejects with a clear message when redis-server is not installed.
  */
 export async function startRedisServer(options: RedisServerOptions = {}): Promise<RedisServer> {
-  const started = await launchOnFreePort(options);
+  const dataDir = options.durable === true ? await tempDir() : undefined;
+  // The data outlives every stop(), for a restart() that may come: it goes with the test process.
+  if (dataDir !== undefined) process.once('exit', () => rmSync(dataDir, { recursive: true, force: true }));
+  const started = await launchOnFreePort(options, dataDir);
   const { port } = started;
   let current: Instance | undefined = started.instance;
 
@@ -172,7 +187,63 @@ export async function startRedisServer(options: RedisServerOptions = {}): Promis
     stop,
     async restart() {
       await stop();
-      current = await launch(port, options);
+      current = await launch(port, options, dataDir);
     },
   };
+}
+
+export interface RedisCluster {
+  /** One `redis://` URL per node, the startup nodes of an ioredis `Cluster`. */
+  readonly urls: readonly string[];
+  readonly nodes: readonly RedisServer[];
+  /** Kills every node. */
+  stop(): Promise<void>;
+}
+
+const CLUSTER_SLOTS = 16384;
+
+/** Whether the node answers `CLUSTER INFO` with every slot assigned and the cluster up. */
+async function clusterReady(port: number): Promise<boolean> {
+  const client = new Redis({ host: HOST, port, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+  client.on('error', () => {});
+  try {
+    await client.connect();
+    const info = await client.cluster('INFO');
+    return /^cluster_state:ok\r?$/m.test(info) && new RegExp(`^cluster_slots_ok:${CLUSTER_SLOTS}\\r?$`, 'm').test(info);
+  } finally {
+    client.disconnect();
+  }
+}
+
+/**
+ * Starts a private Redis Cluster of `size` masters (no replicas) on free 127.0.0.1 ports, the
+ * slots spread evenly by `redis-cli --cluster create`, and waits until every node sees it up.
+ */
+export async function startRedisCluster(size = 3): Promise<RedisCluster> {
+  const nodes: RedisServer[] = [];
+  const stop = async () => {
+    await Promise.all(nodes.map((node) => node.stop()));
+  };
+  try {
+    for (let i = 0; i < size; i++) {
+      // The cluster bus gets a free port of its own: the default, port + 10000, may be taken or past 65535.
+      const busPort = await freePort();
+      nodes.push(
+        await startRedisServer({
+          args: ['--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf', '--cluster-port', String(busPort)],
+        }),
+      );
+    }
+    await promisify(execFile)('redis-cli', [
+      '--cluster', 'create', ...nodes.map((node) => `${HOST}:${node.port}`), '--cluster-replicas', '0', '--cluster-yes',
+    ]);
+    // `create` returns once the slots are assigned; the nodes learn of each other's through gossip.
+    for (const node of nodes) {
+      await waitFor(() => clusterReady(node.port), { message: `cluster node ${node.port} never reached cluster_state:ok` });
+    }
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return { urls: nodes.map((node) => node.url), nodes, stop };
 }

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { inject } from 'vitest';
 
-export { startRedisServer, type RedisServer, type RedisServerOptions } from './redis-process.js';
+export { startRedisCluster, startRedisServer, type RedisCluster, type RedisServer, type RedisServerOptions } from './redis-process.js';
 
 /** URL of the private Redis shared by the run (started in global-setup.ts). */
 export function redisUrl(): string {

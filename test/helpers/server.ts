@@ -2,7 +2,7 @@ import * as Y from 'yjs'
 import { createParser, type EventSourceMessage } from 'eventsource-parser'
 import type { Context, Middleware, Next } from 'koa'
 import { afterEach } from 'vitest'
-import { createSyncServer, RedisStore, type SyncServer, type SyncServerOptions } from '../../server/index.js'
+import { createSyncServer, MemoryStore, RedisStore, type RedisStoreOptions, type SyncServer, type SyncServerOptions } from '../../server/index.js'
 import type { StoreOptions } from '../../server/store/log-store.js'
 import { BINARY_CONTENT_TYPE, routes, type SyncEventData } from '../../shared/protocol.js'
 import { fromBase64, toBase64Url } from '../../shared/codec.js'
@@ -41,13 +41,20 @@ export interface StartOptions {
   port?: number
   /** Middleware put in front of the protocol's routes (after the error middleware), e.g. an auth check. */
   before?: Middleware
+  /** Middleware put after the protocol's routes, e.g. the editor's static files. */
+  after?: Middleware
+  /** Keep documents in a MemoryStore instead of the test Redis: they are lost on `restart()`. */
+  memory?: boolean
+  /** Another Redis than the run's, e.g. a private one a test stops, or a cluster's nodes. */
+  redis?: RedisStoreOptions['redis']
 }
 
 const listen = async (options: StartOptions, prefix: string, port: number): Promise<{ sync: SyncServer; url: string; port: number }> => {
-  const store = new RedisStore({ redis: redisUrl(), prefix, ...options.store })
+  const store = options.memory === true ? new MemoryStore(options.store) : new RedisStore({ redis: options.redis ?? redisUrl(), prefix, ...options.store })
   const sync = createSyncServer({ store, ...options.server })
   // Index 0 is the error middleware: a rejection still gets the protocol's JSON body.
   if (options.before !== undefined) sync.app.middleware.splice(1, 0, options.before)
+  if (options.after !== undefined) sync.app.use(options.after)
   return { sync, ...(await sync.listen(port, '127.0.0.1')) }
 }
 

@@ -1,39 +1,9 @@
-import { spawn, type ChildProcess } from 'node:child_process'
-import { fileURLToPath } from 'node:url'
 import { describe, expect, it } from 'vitest'
 import * as Y from 'yjs'
-import { appendUpdate, onCleanup, openEvents } from '../helpers/server.js'
+import { appendUpdate, openEvents } from '../helpers/server.js'
+import { startMain } from '../helpers/main-process.js'
 import { redisUrl, uniquePrefix } from '../helpers/redis.js'
 import { waitFor } from '../helpers/wait.js'
-
-const root = fileURLToPath(new URL('../../', import.meta.url))
-
-interface Running {
-  child: ChildProcess
-  logs: Record<string, unknown>[]
-  url: () => string
-  exit: Promise<number | null>
-}
-
-/** Starts the built entry point (built by the global set-up) the way `npm start` does, with `env` added. */
-const startMain = (env: Record<string, string>): Running => {
-  const child = spawn(process.execPath, ['dist/server/main.js'], { cwd: root, env: { ...process.env, PORT: '0', HOST: '127.0.0.1', ...env }, stdio: ['ignore', 'ignore', 'pipe'] })
-  const logs: Record<string, unknown>[] = []
-  let buffered = ''
-  child.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
-    buffered += chunk
-    const lines = buffered.split('\n')
-    buffered = lines.pop() ?? ''
-    // Configuration errors are plain sentences for people, the rest is JSON.
-    for (const line of lines) logs.push(line.startsWith('{') ? JSON.parse(line) as Record<string, unknown> : { msg: line })
-  })
-  const exit = new Promise<number | null>(resolve => child.once('exit', code => resolve(code)))
-  onCleanup(async () => {
-    child.kill('SIGKILL')
-    await exit
-  })
-  return { child, logs, exit, url: () => String(logs.find(l => l.msg === 'y-sse listening')?.url ?? '') }
-}
 
 describe('server/main.ts', () => {
   it('says in its log that it uses the in-memory store when REDIS_URL is unset', async () => {
