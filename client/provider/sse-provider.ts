@@ -101,6 +101,25 @@ interface Deferred {
   reject(error: Error): void
 }
 
+/** The promise `connect()` returns: its callbacks run only while no later `connect()` superseded it. */
+class ConnectAttempt extends Promise<void> {
+  // Chained promises are plain ones: only this attempt's own callbacks are guarded.
+  static override get [Symbol.species] (): PromiseConstructor {
+    return Promise
+  }
+
+  isCurrent: () => boolean = () => true
+
+  override then<A = void, B = never> (
+    onFulfilled?: ((value: void) => A | PromiseLike<A>) | null,
+    onRejected?: ((reason: unknown) => B | PromiseLike<B>) | null
+  ): Promise<A | B> {
+    const isCurrent = this.isCurrent
+    const guarded = onFulfilled == null ? onFulfilled : (value: void): A | PromiseLike<A> => isCurrent() ? onFulfilled(value) : new Promise<A>(() => {})
+    return super.then(guarded, onRejected)
+  }
+}
+
 /**
  * Syncs a `Y.Doc` with a y-sse server: local updates are POSTed (merged while one is in flight,
  * kept until acknowledged), the server's updates and presence arrive over Server-Sent Events.
@@ -139,6 +158,8 @@ export class SseProvider<State extends object = any> extends ObservableV2<SsePro
   private lastEventId: string | null = null
   private retryMs = DEFAULT_RETRY_MS
   private pendingConnect: (() => void) | null = null
+  /** Counts `connect()` calls, so an attempt knows when a later one superseded it. */
+  private connects = 0
   private syncWaiters: Deferred[] = []
 
   /**
@@ -210,16 +231,23 @@ export class SseProvider<State extends object = any> extends ObservableV2<SsePro
    * outcome: synced, failed (the provider keeps retrying, see `connection-error`), stopped, or
    * `disconnect()` called; it never rejects. Use {@link whenSynced} to wait for the content.
    *
-   * A promise overtaken by a later `connect()` stays pending: Lexical's `CollaborationPlugin` chains
-   * `disconnect()` on it, and under React StrictMode that would undo the later `connect()`.
+   * A promise overtaken by a later `connect()` stays pending, and callbacks chained on it before
+   * are dropped even if it had resolved: Lexical's `CollaborationPlugin` chains `disconnect()` on
+   * the previous promise right before it calls `connect()` again (React StrictMode, and every
+   * change of the user's name or colour), and that must not undo the newer connection.
    */
   connect (): Promise<void> {
     if (this.destroyed) return Promise.reject(new Error('the provider was destroyed'))
     this.wantsConnection = true
-    const connected = new Promise<void>(resolve => { this.pendingConnect = resolve })
+    const generation = ++this.connects
+    const connected = new ConnectAttempt(resolve => { this.pendingConnect = resolve })
+    connected.isCurrent = () => this.connects === generation
     if (!this.running) {
       this.running = true
       void this.run()
+    } else if (this.isSynced) {
+      // Already connected: that is this call's outcome.
+      this.settleConnect()
     }
     return connected
   }

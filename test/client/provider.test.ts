@@ -100,6 +100,28 @@ describe('SseProvider', () => {
     await waitFor(() => unreachable.status === 'disconnected')
   })
 
+  it('stays connected when Lexical re-runs its effect long after the first connect (a new name or colour)', async () => {
+    const server = await startServer()
+    const docId = uniqueDocId('rerun')
+    const p = provider(server, docId, { connect: false })
+    const first = p.connect()
+    await first
+    await p.whenSynced()
+    // Cleanup of the old effect, then the new effect: the chained disconnect runs after connect().
+    void first.then(() => p.disconnect())
+    const second = p.connect()
+    await second
+    await Promise.resolve()
+    expect(p.shouldConnect).toBe(true)
+    const peer = provider(server, docId)
+    await peer.whenSynced()
+    peer.doc.getText('t').insert(0, 'after the re-run')
+    await waitFor(() => text(p) === 'after the re-run')
+    // The latest attempt's own chained disconnect (the real unmount) still works.
+    await second.then(() => p.disconnect())
+    expect(p.shouldConnect).toBe(false)
+  })
+
   it('merges offline edits from both sides on reconnect', async () => {
     const server = await startServer()
     const docId = uniqueDocId('offline')
