@@ -12,6 +12,12 @@ export const docIdFromUrl = (url: URL): string | null => {
   return docId !== null && isValidDocId(docId) ? docId : null
 }
 
+/**
+ * The access token the page was opened with (`/?doc=…&token=…`), for servers with JWT auth, or
+ * undefined. It stays in the page: copied links and the picker do not carry it.
+ */
+export const tokenFromUrl = (url: URL): string | undefined => url.searchParams.get('token') ?? undefined
+
 /** The URL of the editor on `docId`: what "copy link" copies and what the picker opens. */
 export const docUrl = (origin: string, docId: string): string => `${origin}/?${DOC_PARAM}=${encodeURIComponent(docId)}`
 

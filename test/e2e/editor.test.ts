@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto'
 import { describe, expect, it } from 'vitest'
 import * as Y from 'yjs'
 import { routes } from '../../shared/protocol.js'
-import { openEditor, screenshotDir, startEditorServer, useBrowser, waitForText } from '../helpers/browser.js'
+import { openEditor, screenshotDir, settle, startEditorServer, useBrowser, waitForText } from '../helpers/browser.js'
 import { waitFor } from '../helpers/wait.js'
 
 const browser = useBrowser()
@@ -26,9 +26,11 @@ describe('the editor', () => {
     // Each caret move waits for the other's edit to arrive, so no remote change moves a caret mid-way.
     await waitForText([ada, bob], 'Hello from Ada.\nBob types here')
     await ada.page.keyboard.press('Control+Home')
+    await settle(ada.page)
     await ada.page.keyboard.press('Enter')
     await waitForText([ada, bob], '\nHello from Ada.\nBob types here')
     await ada.page.keyboard.press('ArrowUp')
+    await settle(ada.page)
     await Promise.all([ada.page.keyboard.type('Ada types here at the same time'), bob.page.keyboard.type(', and more, quickly.')])
     await Promise.all([ada.saved(), bob.saved()])
     await waitForText([ada, bob], 'Ada types here at the same time\nHello from Ada.\nBob types here, and more, quickly.')

@@ -58,6 +58,13 @@ export interface OpenOptions {
   viewport?: { width: number; height: number }
 }
 
+/**
+ * Lets what the last key did reach Lexical and React: a frame, then a task. Lexical learns of a
+ * caret move from 'selectionchange', which the browser fires later; a key pressed before then
+ * acts where the caret was.
+ */
+export const settle = (page: Page): Promise<unknown> => page.evaluate(() => new Promise(resolve => requestAnimationFrame(() => setTimeout(resolve))))
+
 /** Opens the editor on `docId` in a fresh browser context (its own storage), closed after the test. */
 export const openEditor = async (browser: Browser, serverUrl: string, docId: string, options: OpenOptions = {}): Promise<EditorPage> => {
   const context = await browser.newContext({ viewport: options.viewport ?? { width: 1100, height: 720 } })
@@ -89,8 +96,7 @@ export const openEditor = async (browser: Browser, serverUrl: string, docId: str
       await page.keyboard.type(text)
     },
     async saved () {
-      // Let the last keystroke's Lexical update and React's re-render happen: a frame, then a task.
-      await page.evaluate(() => new Promise(resolve => requestAnimationFrame(() => setTimeout(resolve))))
+      await settle(page)
       await waitFor(async () => (await page.locator('.sync-status[data-status="connected"] .saved[data-unsynced="0"]').count()) === 1, {
         message: () => `page not saved; problems: ${problems.join(' | ')}`
       })

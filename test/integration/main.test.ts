@@ -34,4 +34,22 @@ describe('server/main.ts', () => {
     expect(await main.exit).toBe(2)
     expect(main.logs.map(l => l.msg)).toContain('COMPACT_AFTER_UPDATES must be an integer of at least 1, got "many"')
   })
+
+  it('turns on JWT auth, CORS allow-list and limits from the environment, and logs JSON lines with pino', async () => {
+    const main = startMain({ AUTH_JWT_SECRET: 'a-secret-for-the-entry-point-test-1234', CORS_ORIGINS: 'https://app.example', MAX_STREAMS_PER_CLIENT: '1', RATE_LIMIT_PER_SECOND: '0' })
+    await waitFor(() => main.url() !== '', { message: () => JSON.stringify(main.logs) })
+    const listening = main.logs.find(l => l.msg === 'y-sse listening')
+    expect(listening).toMatchObject({ level: 'info', auth: 'jwt', http2: false })
+    expect(typeof listening?.time).toBe('string')
+    const res = await fetch(main.url() + '/docs/d', { headers: { origin: 'https://app.example' } })
+    expect(res.status).toBe(401)
+    expect(res.headers.get('access-control-allow-origin')).toBe('https://app.example')
+    expect((await fetch(main.url() + '/metrics')).status).toBe(200)
+  })
+
+  it('refuses half a TLS configuration', async () => {
+    const main = startMain({ TLS_CERT: '/nonexistent/cert.pem' })
+    expect(await main.exit).toBe(2)
+    expect(main.logs.some(l => /^TLS_CERT: cannot read \/nonexistent\/cert.pem/.test(String(l.msg)))).toBe(true)
+  })
 })

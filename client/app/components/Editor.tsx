@@ -16,6 +16,7 @@ import { TRANSFORMERS } from '@lexical/markdown'
 import { SseProvider } from '../../index.js'
 import { documentNodes } from '../../lexical-nodes.js'
 import { seedIfEmpty } from '../bootstrap.js'
+import { tokenFromUrl } from '../documents.js'
 import type { EditorProvider } from '../provider-state.js'
 import type { User } from '../user.js'
 import { isSafeUrl } from '../links.js'
@@ -51,7 +52,8 @@ export const Editor = ({ docId, user, onProvider }: EditorProps): JSX.Element =>
   const providerFactory = useCallback((id: string, yjsDocMap: Map<string, Y.Doc>): Provider => {
     const doc = new Y.Doc()
     yjsDocMap.set(id, doc)
-    const provider: EditorProvider = new SseProvider(window.location.origin, id, doc, { connect: false })
+    const token = tokenFromUrl(new URL(window.location.href))
+    const provider: EditorProvider = new SseProvider(window.location.origin, id, doc, { connect: false, ...(token === undefined ? {} : { token }) })
     // Checked on every sync (reconnects too): seeding a document that has content does nothing.
     provider.on('sync', synced => { if (synced) seedIfEmpty(doc) })
     setProvider(provider)

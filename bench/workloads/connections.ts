@@ -1,0 +1,75 @@
+/**
+ * Connections: how many idle streams one server instance holds. Light clients open streams in
+ * batches (spread over documents, ten per document) until the target, a failure, or the time
+ * limit; each stream counts once its initial state arrived.
+ */
+import { subscriber, type Subscriber } from '../clients.js'
+import { startServer } from '../servers.js'
+import { perSystem, type BenchContext, type WorkloadResult } from '../workload.js'
+
+const BATCH = 500
+const STREAMS_PER_DOC = 10
+const BATCH_TIMEOUT_MS = 30_000
+const TOTAL_TIMEOUT_MS = 120_000
+
+export const connections = {
+  id: 'connections',
+  async run (context: BenchContext): Promise<WorkloadResult[]> {
+    const target = context.settings.connections
+    const rows = await perSystem(context, async system => {
+      const server = await startServer(system, context.redis)
+      const open: Subscriber[] = []
+      try {
+        const prefix = `conn-${Date.now()}`
+        await server.gc()
+        const empty = server.usage().rss
+        const started = performance.now()
+        let stopped = ''
+        while (open.length < target && stopped === '') {
+          const batch: Subscriber[] = []
+          for (let i = open.length; i < Math.min(target, open.length + BATCH); i++) {
+            batch.push(subscriber(server, `${prefix}-${Math.floor(i / STREAMS_PER_DOC)}`, () => {}))
+          }
+          let timer: NodeJS.Timeout | undefined
+          const timeout = new Promise<never>((_resolve, reject) => { timer = setTimeout(() => reject(new Error(`a batch took over ${BATCH_TIMEOUT_MS / 1000} s`)), BATCH_TIMEOUT_MS) })
+          try {
+            await Promise.race([Promise.all(batch.map(s => s.ready)), timeout])
+            open.push(...batch)
+          } catch (error) {
+            for (const s of batch) s.close()
+            stopped = (error as Error).message
+          } finally {
+            clearTimeout(timer)
+          }
+          if (performance.now() - started > TOTAL_TIMEOUT_MS) stopped ||= `time limit of ${TOTAL_TIMEOUT_MS / 1000} s`
+        }
+        const seconds = (performance.now() - started) / 1000
+        await server.gc()
+        const { rss, peak } = server.usage()
+        context.log(`  ${system}: ${open.length} streams in ${seconds.toFixed(1)} s${stopped === '' ? '' : ` (stopped: ${stopped})`}`)
+        return [{
+          system,
+          values: { held: open.length, seconds, perStreamBytes: open.length === 0 ? null : (rss - empty) / open.length, rss, peakRss: peak, stopped: stopped === '' ? 'target reached' : stopped }
+        }]
+      } finally {
+        for (const s of open) s.close()
+        await server.stop()
+      }
+    })
+    return [{
+      id: 'connections',
+      title: `Connections: idle streams held by one instance (target ${target.toLocaleString('en-US')}, ${STREAMS_PER_DOC} per document)`,
+      metrics: [
+        { key: 'held', label: 'streams held', better: 'higher' },
+        { key: 'seconds', label: 'time to open (s)', better: 'lower' },
+        { key: 'perStreamBytes', label: 'RSS per stream', better: 'lower' },
+        { key: 'rss', label: 'server RSS' },
+        { key: 'peakRss', label: 'server peak RSS' },
+        { key: 'stopped', label: 'ended by' }
+      ],
+      rows,
+      headline: ['perStreamBytes', 'seconds'],
+      notes: [`Streams open in batches of ${BATCH} from one client process on 127.0.0.1; a stream counts once its initial state arrived. The run stops at the target, at a batch slower than ${BATCH_TIMEOUT_MS / 1000} s, or after ${TOTAL_TIMEOUT_MS / 1000} s.`]
+    }]
+  }
+}

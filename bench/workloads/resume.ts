@@ -1,0 +1,112 @@
+/**
+ * Resume: a client syncs a document, goes away, misses N edits, and comes back. Measured: time
+ * until its text equals the writer's, the Yjs update it got (against the minimal
+ * `Y.diffUpdate(state, itsStateVector)` and the full state a cold sync would send), and the bytes
+ * the server wrote. y-sse resumes by event ID (plus its state vector); it runs twice: with the
+ * missed edits still in the log, and with the log compacted and trimmed past the client's
+ * position (a server keeping no tail, compaction forced), so it must diff from a checkpoint. The
+ * peers resume by a full state-vector handshake.
+ */
+import * as Y from 'yjs'
+import { syncClient, type SyncClient } from '../clients.js'
+import { startServer, type StoreTuning, type System } from '../servers.js'
+import { applyEdits, perSystem, waitForText, waitUntil, type BenchContext, type Row, type WorkloadResult } from '../workload.js'
+
+/** Edits written before the client leaves: the document it resumes is that large. */
+const BASE_EDITS = 10_000
+const TIMEOUT_MS = 120_000
+
+interface Variant {
+  name: string
+  store: StoreTuning
+  compact: boolean
+}
+
+const variantsOf = (system: System): Variant[] => system === 'y-sse'
+  ? [{ name: 'in log', store: {}, compact: false }, { name: 'after compaction', store: { keepTail: 0 }, compact: true }]
+  : [{ name: 'state vector', store: {}, compact: false }]
+
+/** Waits until the server holds everything the writer wrote: its acks, or (y-websocket has none) a fresh reader. */
+const waitStored = async (system: System, writer: SyncClient, open: () => SyncClient): Promise<void> => {
+  if (system !== 'y-websocket') return waitUntil(() => writer.acked(), TIMEOUT_MS, () => `${system} writer not acknowledged`)
+  const check = open()
+  try {
+    await check.whenSynced()
+    await waitForText(check.doc, writer.doc.getText('t').toString(), TIMEOUT_MS, `${system} check reader`)
+  } finally {
+    check.destroy()
+  }
+}
+
+export const resume = {
+  id: 'resume',
+  async run (context: BenchContext): Promise<WorkloadResult[]> {
+    const { settings, trace } = context
+    const rows = await perSystem(context, async system => {
+      const out: Row[] = []
+      for (const variant of variantsOf(system)) {
+        const server = await startServer(system, context.redis, variant.store)
+        try {
+          for (const missed of settings.missed) {
+            const base = Math.min(BASE_EDITS, trace.txns.length - missed)
+            const docId = `resume-${missed}-${Date.now()}`
+            const writer = syncClient(server, docId)
+            const client = syncClient(server, docId, { observeSync: true })
+            await Promise.all([writer.whenSynced(), client.whenSynced()])
+            await applyEdits(writer.doc, trace, 0, base, settings.burst)
+            await waitForText(client.doc, writer.doc.getText('t').toString(), TIMEOUT_MS, `${system} client before leaving`)
+            const stateVector = Y.encodeStateVector(client.doc)
+            client.disconnect()
+            await applyEdits(writer.doc, trace, base, base + missed, settings.burst)
+            await waitStored(system, writer, () => syncClient(server, docId))
+            if (variant.compact) await server.compact(docId)
+            const expected = writer.doc.getText('t').toString()
+            const state = Y.encodeStateAsUpdate(writer.doc)
+            const minimal = Y.diffUpdate(state, stateVector).length
+            const traffic = await server.traffic()
+            const started = performance.now()
+            client.connect()
+            await client.whenSynced()
+            await waitForText(client.doc, expected, TIMEOUT_MS, `${system} resumed client`)
+            const ms = performance.now() - started
+            const written = (await server.traffic()).written - traffic.written
+            const sync = client.lastSync()
+            writer.destroy()
+            client.destroy()
+            const update = sync?.bytes ?? NaN
+            context.log(`  ${system} ${variant.name}, ${missed} missed: ${ms.toFixed(1)} ms, ${update} B (minimal ${minimal} B, ${sync?.kind})`)
+            out.push({
+              system,
+              variant: `${missed.toLocaleString('en-US')} missed`,
+              values: { how: `${variant.name}: ${sync?.kind ?? '?'}`, ms, updateBytes: update, vsMinimal: update / minimal, minimalBytes: minimal, fullBytes: state.length, wireBytes: written }
+            })
+          }
+        } finally {
+          await server.stop()
+        }
+      }
+      return out
+    })
+    rows.sort((a, b) => (a.variant ?? '').localeCompare(b.variant ?? '', 'en', { numeric: true }))
+    return [{
+      id: 'resume',
+      title: `Resume after missed edits (document of ${BASE_EDITS.toLocaleString('en-US')} trace edits, then the missed ones)`,
+      metrics: [
+        { key: 'how', label: 'how' },
+        { key: 'ms', label: 'time (ms)', better: 'lower' },
+        { key: 'updateBytes', label: 'update bytes', better: 'lower' },
+        { key: 'vsMinimal', label: '× minimal diff', better: 'lower' },
+        { key: 'minimalBytes', label: 'minimal diff bytes' },
+        { key: 'fullBytes', label: 'full state bytes' },
+        { key: 'wireBytes', label: 'server bytes written' }
+      ],
+      rows,
+      headline: ['ms', 'vsMinimal'],
+      notes: [
+        'time: from reconnecting until the client\'s text equals the writer\'s. update bytes: the Yjs update of the sync (y-sse\'s sync event, decoded; the peers\' sync step 2).',
+        'minimal diff: `Y.diffUpdate(writer state, client state vector)`; full state: what a cold sync sends. server bytes written: everything the server sent on the reconnect, with HTTP headers, base64 and JSON (y-sse) or WebSocket frames and the handshake (peers).',
+        'y-sse "after compaction" runs a server that keeps no log tail (`keepTail: 0`) and compacts before the client returns, so its position is gone from the log.'
+      ]
+    }]
+  }
+}
