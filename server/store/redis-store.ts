@@ -117,7 +117,9 @@ export class RedisStore extends LogStore {
   constructor (options: RedisStoreOptions) {
     const { redis, prefix = 'y-sse:', redisOptions, clusterOptions, ...storeOptions } = options
     super({ ...storeDefaults, logger: silentLogger, ...storeOptions })
-    const connectionOptions: RedisOptions = { maxRetriesPerRequest: 1, ...redisOptions }
+    // A Redis that hangs instead of failing must not hang POSTs: no command (none blocks) waits
+    // longer than this before the request gets 503.
+    const connectionOptions: RedisOptions = { maxRetriesPerRequest: 1, commandTimeout: 10_000, ...redisOptions }
     const shared = redis instanceof Redis || redis instanceof Cluster
     this.ownsClient = !shared
     this.redis = shared
