@@ -11,3 +11,4 @@ export {
   type TypedAwareness
 } from './provider/sse-provider.js'
 export type { ConnectionError, RequestKind, TokenSource } from './provider/transport.js'
+export { watchChanges, ChangesError, type ChangeNotice, type WatchChangesOptions } from './changes.js'

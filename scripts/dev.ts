@@ -34,7 +34,7 @@ const vite = await createServer({
   server: {
     port: Number(process.env.PORT ?? 5173),
     // The API's routes; everything else is the editor, served by Vite.
-    proxy: { '/docs': target, '/healthz': target }
+    proxy: { '/docs': target, '/events': target, '/healthz': target }
   }
 })
 await vite.listen()

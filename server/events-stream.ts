@@ -1,6 +1,7 @@
 /**
- * One `GET /docs/:docId/events` stream: subscribe first, then sync, then live updates, with no gap
- * and no duplicate at the seam; presence in and out; bounded memory for slow readers.
+ * Event streams: `GET /docs/:docId/events` (one document) and `GET /events` (several on one
+ * response). Per document: subscribe first, then sync, then live updates, with no gap and no
+ * duplicate at the seam; presence in and out; bounded memory for slow readers.
  */
 import { randomUUID } from 'node:crypto'
 import { SseEvent, type SyncEventData } from '../shared/protocol.js'
@@ -29,91 +30,121 @@ const storedAtOf = (eventId: string): number | null => {
   return Number.isFinite(ms) && ms > 0 ? ms : null
 }
 
-/** An `update` event ready to write, and when its update was stored (for the delivery-age metric). */
-interface UpdateFrame {
-  frame: SseFrame
+/** What a stored update costs to send, computed once however many streams carry it. */
+export interface EncodedUpdate {
+  base64: string
+  /** When it was stored (for the delivery-age metric). */
   storedAt: number | null
+  /** The plain `update` event of single-document streams, framed on first use. */
+  frame?: SseFrame
 }
 
 /**
- * Formatted `update` events by the update they carry. The store hands the same update object to
- * every stream of a document, so base64, framing and the event ID's parse happen once per update,
- * not once per stream; an entry lives as long as its update.
+ * Encoded updates by the update they carry. The store hands the same update object to every
+ * stream of a document, so base64, framing and the event ID's parse happen once per update, not
+ * once per stream; an entry lives as long as its update.
  */
-const updateFrames = new WeakMap<Uint8Array, UpdateFrame>()
+const encodedUpdates = new WeakMap<Uint8Array, EncodedUpdate>()
 
-const updateFrameOf = (eventId: string, update: Uint8Array): UpdateFrame => {
-  let frame = updateFrames.get(update)
-  if (frame === undefined) {
-    frame = { frame: toFrame({ event: SseEvent.update, id: eventId, data: toBase64(update) }), storedAt: storedAtOf(eventId) }
-    updateFrames.set(update, frame)
+/** The base64 and storage time of an update, cached for every stream that sends it. */
+export const encodeUpdate = (eventId: string, update: Uint8Array): EncodedUpdate => {
+  let encoded = encodedUpdates.get(update)
+  if (encoded === undefined) {
+    encoded = { base64: toBase64(update), storedAt: storedAtOf(eventId) }
+    encodedUpdates.set(update, encoded)
   }
-  return frame
+  return encoded
 }
+
+/**
+ * How a response frames the events of its documents: plain events for a single-document stream
+ * ({@link singleDocumentFraming}), events tagged with their document on a multiplexed one.
+ */
+export interface StreamFraming {
+  sync(docId: string, eventId: string, data: SyncEventData): void
+  update(docId: string, eventId: string, update: EncodedUpdate): void
+  awareness(docId: string, update: Uint8Array): void
+  /** Called before any document's events, to set up resume state the framing needs. */
+  open?(): Promise<void>
+  /** Called on every heartbeat and once on close, to keep that resume state up to date. */
+  persist?(): Promise<void>
+}
+
+/** The framing of `GET /docs/:docId/events`: the protocol's events, untagged, under the document's event IDs. */
+export const singleDocumentFraming = (writer: SseWriter): StreamFraming => ({
+  sync: (_docId, eventId, data) => { writer.send({ event: SseEvent.sync, id: eventId, data: JSON.stringify(data) }) },
+  update: (_docId, eventId, update) => {
+    update.frame ??= toFrame({ event: SseEvent.update, id: eventId, data: update.base64 })
+    writer.sendFrame(update.frame)
+  },
+  awareness: (_docId, update) => { writer.send({ event: SseEvent.awareness, data: toBase64(update) }) }
+})
 
 interface QueuedUpdate {
   eventId: string
   update: Uint8Array
 }
 
-/** A live events stream; `done` resolves once it has closed and cleaned up. */
-export class EventsStream {
-  readonly done: Promise<void>
+/** The bytes held back for a slow reader, counted across all documents of one response. */
+interface Backlog {
+  bytes: number
+}
+
+/** Where one document of a stream starts, and the awareness client reading it (if any). */
+export interface StreamedDocument {
+  docId: string
+  from: ResumePoint
+  awarenessId: number | null
+}
+
+/**
+ * One document within a response: subscribe first, then sync, then live updates, with no gap
+ * and no duplicate at the seam; presence in and out; held-back updates merged for a slow reader.
+ */
+class DocumentFeed {
   private readonly connectionId = randomUUID()
   private head: string | null = null
   /** Events that arrived before the sync event was written. */
   private early: DocEvent[] = []
   /** Updates held back while the client is not reading, merged when it drains. */
   private queue: QueuedUpdate[] = []
-  private queuedBytes = 0
   private unsubscribe: (() => void) | null = null
-  private heartbeat: NodeJS.Timeout | null = null
-  private expiry: NodeJS.Timeout | null = null
   /** Set once the response closed: work still in flight must undo itself. */
   private released = false
-  private finish!: () => void
 
   constructor (
     private readonly store: DocumentStore,
-    private readonly docId: string,
+    private readonly doc: StreamedDocument,
     private readonly writer: SseWriter,
-    private readonly awarenessId: number | null,
+    private readonly framing: StreamFraming,
+    private readonly backlog: Backlog,
     private readonly options: EventsStreamOptions,
     private readonly logger: Logger
   ) {
-    this.done = new Promise(resolve => { this.finish = resolve })
     writer.onDrain(() => this.flushQueue())
   }
 
-  /**
-   * Runs the stream until the client or the server closes it, or `expiresAt` (ms since the epoch)
-   * passes: the client then reconnects with a fresh token.
-   */
-  async open (from: ResumePoint, expiresAt?: number): Promise<void> {
-    // Jittered per connection, so clients of a restarted server do not reconnect in lockstep.
-    this.writer.send({ retry: this.options.retryMs + Math.floor(Math.random() * this.options.retryMs) })
-    this.heartbeat = setInterval(() => this.beat(), this.options.heartbeatMs)
-    if (expiresAt !== undefined) this.expiry = setTimeout(() => this.writer.end(), Math.min(MAX_TIMER_MS, Math.max(0, expiresAt - Date.now())))
-    try {
-      const unsubscribe = await this.store.subscribe(this.docId, event => this.onEvent(event))
-      if (this.released) return unsubscribe()
-      this.unsubscribe = unsubscribe
-      if (this.awarenessId !== null) await this.store.openPresence(this.docId, this.awarenessId, this.connectionId)
-      const sync = await this.store.sync(this.docId, from)
-      if (this.released) return
-      const data: SyncEventData = { update: toBase64(sync.update), stateVector: toBase64(sync.stateVector), resume: sync.resume }
-      this.writer.send({ event: SseEvent.sync, id: sync.eventId, data: JSON.stringify(data) })
-      this.options.metrics?.resumed(sync.resume)
-      this.head = sync.eventId
-      const early = this.early
-      this.early = []
-      for (const event of early) this.onEvent(event)
-      const present = (await this.store.awareness(this.docId)).filter(e => e.clientID !== this.awarenessId)
-      if (present.length > 0) this.writer.send({ event: SseEvent.awareness, data: toBase64(encodeAwarenessEntries(present)) })
-    } catch (error) {
-      this.logger.warn('events stream failed', { docId: this.docId, error: String(error) })
-      this.writer.end()
-    }
+  private get docId (): string {
+    return this.doc.docId
+  }
+
+  /** Subscribes, syncs and greets with the presence of others; rejects when the store fails. */
+  async open (): Promise<void> {
+    const { docId, awarenessId } = this.doc
+    const unsubscribe = await this.store.subscribe(docId, event => this.onEvent(event))
+    if (this.released) return unsubscribe()
+    this.unsubscribe = unsubscribe
+    if (awarenessId !== null) await this.store.openPresence(docId, awarenessId, this.connectionId)
+    const sync = await this.store.sync(docId, this.doc.from)
+    if (this.released || this.writer.closed) return
+    this.framing.sync(docId, sync.eventId, { update: toBase64(sync.update), stateVector: toBase64(sync.stateVector), resume: sync.resume })
+    this.options.metrics?.resumed(sync.resume)
+    this.head = sync.eventId
+    const early = this.early
+    this.early = []
+    for (const event of early) this.onEvent(event)
+    const present = (await this.store.awareness(docId)).filter(e => e.clientID !== awarenessId)
+    if (present.length > 0 && !this.writer.closed) this.framing.awareness(docId, encodeAwarenessEntries(present))
   }
 
   private onEvent (event: DocEvent): void {
@@ -132,7 +163,7 @@ export class EventsStream {
         return
       case 'awareness':
         // Presence is ephemeral and renewed: a reader that is behind loses nothing by missing some.
-        if (!this.writer.blocked) this.writer.send({ event: SseEvent.awareness, data: toBase64(event.update) })
+        if (!this.writer.blocked) this.framing.awareness(this.docId, event.update)
         return
       case 'reset':
         // The document's history was replaced; the client resumes and gets the new state.
@@ -142,9 +173,9 @@ export class EventsStream {
 
   private enqueue (update: QueuedUpdate): void {
     this.queue.push(update)
-    this.queuedBytes += update.update.length
-    if (this.queuedBytes > this.options.maxBufferedBytes) {
-      this.logger.warn('closing a stream that does not keep up', { docId: this.docId, queuedBytes: this.queuedBytes })
+    this.backlog.bytes += update.update.length
+    if (this.backlog.bytes > this.options.maxBufferedBytes) {
+      this.logger.warn('closing a stream that does not keep up', { docId: this.docId, queuedBytes: this.backlog.bytes })
       this.writer.end()
     }
   }
@@ -154,40 +185,102 @@ export class EventsStream {
     const last = this.queue.at(-1)
     if (last === undefined || this.writer.closed) return
     const update = mergeAll(this.queue.map(q => q.update))
+    for (const queued of this.queue) this.backlog.bytes -= queued.update.length
     this.queue = []
-    this.queuedBytes = 0
     this.sendUpdate(last.eventId, update)
   }
 
   private sendUpdate (eventId: string, update: Uint8Array): void {
-    const { frame, storedAt } = updateFrameOf(eventId, update)
-    this.writer.sendFrame(frame)
-    if (storedAt !== null) this.options.metrics?.delivered((Date.now() - storedAt) / 1000)
+    const encoded = encodeUpdate(eventId, update)
+    this.framing.update(this.docId, eventId, encoded)
+    if (encoded.storedAt !== null) this.options.metrics?.delivered((Date.now() - encoded.storedAt) / 1000)
+  }
+
+  /** Keeps the client's presence record alive while its stream is open. */
+  renewPresence (): void {
+    const { docId, awarenessId } = this.doc
+    if (awarenessId === null) return
+    this.store.openPresence(docId, awarenessId, this.connectionId)
+      .catch(error => this.logger.warn('presence renewal failed', { docId, error: String(error) }))
+  }
+
+  /** Cleans up after the response closed: subscription, and presence of a client gone for good. */
+  async closed (): Promise<void> {
+    this.released = true
+    this.unsubscribe?.()
+    for (const queued of this.queue) this.backlog.bytes -= queued.update.length
+    this.queue = []
+    this.early = []
+    const { docId, awarenessId } = this.doc
+    try {
+      if (awarenessId !== null && await this.store.closePresence(docId, awarenessId, this.connectionId)) {
+        const last = (await this.store.awareness(docId)).find(e => e.clientID === awarenessId)
+        if (last !== undefined) await this.store.publishAwareness(docId, [removalOf(last)])
+      }
+    } catch (error) {
+      this.logger.warn('presence cleanup failed', { docId, error: String(error) })
+    }
+  }
+}
+
+/**
+ * One events response carrying one or several documents: they share its writer, its heartbeat,
+ * its expiry and its backlog limit; `done` resolves once it has closed and cleaned up.
+ */
+export class EventsStream {
+  readonly done: Promise<void>
+  private readonly feeds: DocumentFeed[]
+  private heartbeat: NodeJS.Timeout | null = null
+  private expiry: NodeJS.Timeout | null = null
+  private finish!: () => void
+
+  constructor (
+    store: DocumentStore,
+    docs: readonly StreamedDocument[],
+    private readonly writer: SseWriter,
+    private readonly framing: StreamFraming,
+    private readonly options: EventsStreamOptions,
+    private readonly logger: Logger
+  ) {
+    this.done = new Promise(resolve => { this.finish = resolve })
+    const backlog: Backlog = { bytes: 0 }
+    this.feeds = docs.map(doc => new DocumentFeed(store, doc, writer, framing, backlog, options, logger))
+  }
+
+  /**
+   * Runs the stream until the client or the server closes it, or `expiresAt` (ms since the epoch)
+   * passes: the client then reconnects with a fresh token.
+   */
+  async open (expiresAt?: number): Promise<void> {
+    // Jittered per connection, so clients of a restarted server do not reconnect in lockstep.
+    this.writer.send({ retry: this.options.retryMs + Math.floor(Math.random() * this.options.retryMs) })
+    this.heartbeat = setInterval(() => this.beat(), this.options.heartbeatMs)
+    if (expiresAt !== undefined) this.expiry = setTimeout(() => this.writer.end(), Math.min(MAX_TIMER_MS, Math.max(0, expiresAt - Date.now())))
+    try {
+      await this.framing.open?.()
+      await Promise.all(this.feeds.map(feed => feed.open()))
+    } catch (error) {
+      this.logger.warn('events stream failed', { error: String(error) })
+      this.writer.end()
+    }
   }
 
   private beat (): void {
     if (!this.writer.blocked) this.writer.comment()
-    if (this.awarenessId !== null) {
-      this.store.openPresence(this.docId, this.awarenessId, this.connectionId)
-        .catch(error => this.logger.warn('presence renewal failed', { docId: this.docId, error: String(error) }))
-    }
+    for (const feed of this.feeds) feed.renewPresence()
+    this.persist()
   }
 
-  /** Cleans up after the response closed: subscription, timers, and presence of a client gone for good. */
+  private persist (): Promise<void> {
+    return this.framing.persist?.().catch(error => this.logger.warn('saving the stream\'s resume state failed', { error: String(error) })) ?? Promise.resolve()
+  }
+
+  /** Cleans up after the response closed: subscriptions, timers, and presence of clients gone for good. */
   async closed (): Promise<void> {
-    this.released = true
     if (this.heartbeat !== null) clearInterval(this.heartbeat)
     if (this.expiry !== null) clearTimeout(this.expiry)
-    this.unsubscribe?.()
-    this.queue = []
-    this.early = []
     try {
-      if (this.awarenessId !== null && await this.store.closePresence(this.docId, this.awarenessId, this.connectionId)) {
-        const last = (await this.store.awareness(this.docId)).find(e => e.clientID === this.awarenessId)
-        if (last !== undefined) await this.store.publishAwareness(this.docId, [removalOf(last)])
-      }
-    } catch (error) {
-      this.logger.warn('presence cleanup failed', { docId: this.docId, error: String(error) })
+      await Promise.all([...this.feeds.map(feed => feed.closed()), this.persist()])
     } finally {
       this.finish()
     }

@@ -56,6 +56,8 @@ const maxDocBytes = integer('MAX_DOC_BYTES', 0)
 if (compactAfterUpdates !== undefined) storeOptions.compactAfterUpdates = compactAfterUpdates
 if (compactAfterBytes !== undefined) storeOptions.compactAfterBytes = compactAfterBytes
 if (maxDocBytes !== undefined) storeOptions.maxDocBytes = maxDocBytes
+const changesRetention = integer('CHANGES_RETENTION')
+if (changesRetention !== undefined) storeOptions.changesRetention = changesRetention
 
 const redisUrl = text('REDIS_URL')
 const clusterNodes = text('REDIS_CLUSTER_NODES')?.split(',').map(node => node.trim()).filter(node => node !== '')

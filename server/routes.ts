@@ -3,24 +3,36 @@
  * touches the store, so bad input never leaves a trace.
  */
 import type { Context, Next } from 'koa'
-import { BINARY_CONTENT_TYPE, MAX_AWARENESS_BYTES, Param, isValidDocId, isValidEventId, type PostUpdateResponse } from '../shared/protocol.js'
+import { BINARY_CONTENT_TYPE, MAX_AWARENESS_BYTES, MAX_STREAM_DOCS, Param, isValidDocId, isValidEventId, routes, type PostUpdateResponse } from '../shared/protocol.js'
 import { ErrorCode, ProtocolError } from '../shared/errors.js'
 import { fromBase64Url } from '../shared/codec.js'
 import { decodeAwarenessEntries } from '../shared/awareness.js'
 import { checkStateVector, type ResumePoint } from './store/history.js'
 import { validateUpdate } from './validate.js'
-import { EventsStream } from './events-stream.js'
+import { EventsStream, singleDocumentFraming, type StreamFraming, type StreamedDocument } from './events-stream.js'
+import { MultiplexFraming, positionsOf } from './multiplex.js'
 import { SseWriter, eventStreamHeaders } from './sse.js'
 import type { SyncServerOptions } from './options.js'
 import type { Access, Grant } from './auth.js'
 import { RateLimiter, StreamCounter } from './limits.js'
+import { changesPrefixOf, changesScope, getChanges } from './changes.js'
 
+const MULTIPLEXED_EVENTS_ROUTE = routes.multiplexedEvents()
+const CHANGES_ROUTE = routes.changes()
 const DOC_ROUTE = /^\/docs\/([^/]+)(\/updates|\/events|\/awareness)?$/
+
+/** A streaming response (events or changes) that the server ends on shutdown. */
+export interface OpenStream {
+  /** Ends it, asking the client to reconnect after `retryMs`. */
+  end(retryMs: number): void
+  /** Resolves once it has closed and cleaned up. */
+  readonly done: Promise<void>
+}
 
 /** Shared state of the routes: the options, the open streams and the per-client limits. */
 export interface RouteContext {
   options: SyncServerOptions
-  streams: Set<EventsStream>
+  streams: Set<OpenStream>
   /** Set on shutdown: new requests get 503. */
   closing: boolean
   limiter: RateLimiter
@@ -120,13 +132,19 @@ const postAwareness = async (ctx: Context, { docId }: Allowed, { options }: Rout
   ctx.status = 204
 }
 
-const resumePointOf = (ctx: Context): ResumePoint => {
+/** The `Last-Event-ID` header, else the `lastEventId` query parameter; `400` when malformed. */
+const lastEventIdOf = (ctx: Context): string | undefined => {
   const header = ctx.get(Param.lastEventIdHeader)
   const query = ctx.query[Param.lastEventId]
   const lastEventId = header !== '' ? header : typeof query === 'string' && query !== '' ? query : undefined
   if (lastEventId !== undefined && !isValidEventId(lastEventId)) {
     throw new ProtocolError(ErrorCode.badEventId, 'event IDs are at most 128 characters of A-Z a-z 0-9 . _ -')
   }
+  return lastEventId
+}
+
+const resumePointOf = (ctx: Context): ResumePoint => {
+  const lastEventId = lastEventIdOf(ctx)
   const sv = ctx.query[Param.stateVector]
   if (sv === undefined || sv === '') return { lastEventId }
   try {
@@ -137,18 +155,36 @@ const resumePointOf = (ctx: Context): ResumePoint => {
   }
 }
 
-const awarenessIdOf = (ctx: Context): number | null => {
-  const raw = ctx.query[Param.awareness]
-  if (raw === undefined || raw === '') return null
-  if (typeof raw !== 'string' || !/^\d{1,16}$/.test(raw) || !Number.isSafeInteger(Number(raw))) {
-    throw new ProtocolError(ErrorCode.badAwarenessId, 'awareness must be the client\'s numeric awareness clientID')
-  }
+const BAD_AWARENESS_ID = 'awareness must be the client\'s numeric awareness clientID'
+
+const parseAwarenessId = (raw: string): number | null => {
+  if (raw === '') return null
+  if (!/^\d{1,16}$/.test(raw) || !Number.isSafeInteger(Number(raw))) throw new ProtocolError(ErrorCode.badAwarenessId, BAD_AWARENESS_ID)
   return Number(raw)
 }
 
-const getEvents = async (ctx: Context, { docId, grant, client }: Allowed, routes: RouteContext): Promise<void> => {
-  const from = resumePointOf(ctx)
-  const awarenessId = awarenessIdOf(ctx)
+/** A single query parameter's value; `''` when absent, `400` with `code` when given more than once. */
+const queryValue = (ctx: Context, name: string, code: ErrorCode, message: string): string => {
+  const raw = ctx.query[name]
+  if (raw === undefined) return ''
+  if (typeof raw !== 'string') throw new ProtocolError(code, message)
+  return raw
+}
+
+const awarenessIdOf = (ctx: Context): number | null => parseAwarenessId(queryValue(ctx, Param.awareness, ErrorCode.badAwarenessId, BAD_AWARENESS_ID))
+
+/**
+ * Streams `docs` on this response until it closes; `framing` frames their events. Counts the
+ * stream against the client's limit (`429` beyond it).
+ */
+const streamEvents = async (
+  ctx: Context,
+  docs: readonly StreamedDocument[],
+  client: string,
+  expiresAt: number | undefined,
+  routes: RouteContext,
+  framingOf: (writer: SseWriter) => StreamFraming
+): Promise<void> => {
   const { options, streams, streamsPerClient } = routes
   if (!streamsPerClient.acquire(client)) {
     ctx.set('Retry-After', '5')
@@ -164,15 +200,42 @@ const getEvents = async (ctx: Context, { docId, grant, client }: Allowed, routes
   ctx.res.writeHead(200, eventStreamHeaders(ctx.req.httpVersionMajor))
   const metrics = options.metrics
   const writer = new SseWriter(ctx.res, metrics === null ? undefined : (event, bytes) => metrics.eventSent(event, bytes))
-  const stream = new EventsStream(options.store, docId, writer, awarenessId, options, options.logger)
+  const stream = new EventsStream(options.store, docs, writer, framingOf(writer), options, options.logger)
   streams.add(stream)
-  metrics?.streamOpened(docId)
+  for (const { docId } of docs) metrics?.streamOpened(docId)
   ctx.res.once('close', () => {
     streamsPerClient.release(client)
-    metrics?.streamClosed(docId)
+    for (const { docId } of docs) metrics?.streamClosed(docId)
     stream.closed().finally(() => streams.delete(stream)).catch(() => {})
   })
-  await stream.open(from, grant.expiresAt)
+  await stream.open(expiresAt)
+}
+
+const getEvents = async (ctx: Context, { docId, grant, client }: Allowed, routes: RouteContext): Promise<void> => {
+  const doc = { docId, from: resumePointOf(ctx), awarenessId: awarenessIdOf(ctx) }
+  await streamEvents(ctx, [doc], client, grant.expiresAt, routes, singleDocumentFraming)
+}
+
+/** `GET /events?docs=a,b,c`: several documents on one stream (docs/protocol.md, "Several documents on one stream"). */
+const getMultiplexedEvents = async (ctx: Context, routes: RouteContext): Promise<void> => {
+  const docIds = queryValue(ctx, Param.docs, ErrorCode.badDocId, 'give docs once, as a comma-separated list').split(',')
+  if (docIds.length > MAX_STREAM_DOCS) throw new ProtocolError(ErrorCode.badDocId, `at most ${MAX_STREAM_DOCS} documents per stream`)
+  for (const docId of docIds) docIdOf(docId)
+  if (new Set(docIds).size !== docIds.length) throw new ProtocolError(ErrorCode.badDocId, 'a document is listed twice')
+  const rawAwareness = queryValue(ctx, Param.awareness, ErrorCode.badAwarenessId, BAD_AWARENESS_ID)
+  const awarenessIds = rawAwareness === '' ? docIds.map(() => null) : rawAwareness.split(',').map(parseAwarenessId)
+  if (awarenessIds.length !== docIds.length) throw new ProtocolError(ErrorCode.badAwarenessId, 'give one awareness clientID (or none) per document')
+  const lastEventId = lastEventIdOf(ctx)
+  const { options } = routes
+  const grants = await Promise.all(docIds.map(docId => authorize(ctx, docId, 'read', options)))
+  const client = grants[0]?.subject ?? ctx.ip
+  rateLimit(ctx, client, routes)
+  const known = await positionsOf(options.store, lastEventId) ?? {}
+  const initial = Object.fromEntries(docIds.flatMap(docId => known[docId] === undefined ? [] : [[docId, known[docId]]]))
+  const docs = docIds.map((docId, i) => ({ docId, from: { lastEventId: initial[docId] }, awarenessId: awarenessIds[i] ?? null }))
+  const expiries = grants.flatMap(grant => grant.expiresAt === undefined ? [] : [grant.expiresAt])
+  const expiresAt = expiries.length === 0 ? undefined : Math.min(...expiries)
+  await streamEvents(ctx, docs, client, expiresAt, routes, writer => new MultiplexFraming(writer, options.store, initial))
 }
 
 const getDocument = async (ctx: Context, { docId }: Allowed, { options }: RouteContext): Promise<void> => {
@@ -205,15 +268,23 @@ const getMetrics = async (ctx: Context, { options }: RouteContext): Promise<void
   ctx.body = await options.metrics.registry.metrics()
 }
 
-/** Authorizes the request and applies the per-client rate limit. */
-const allow = async (ctx: Context, docId: string, access: Access, { options, limiter }: RouteContext): Promise<Allowed> => {
-  const grant = await options.authorize({ headers: ctx.headers, query: new URLSearchParams(ctx.querystring) }, docId, access)
-  const client = grant.subject ?? ctx.ip
+const authorize = (ctx: Context, docId: string, access: Access, options: SyncServerOptions): Promise<Grant> =>
+  options.authorize({ headers: ctx.headers, query: new URLSearchParams(ctx.querystring) }, docId, access)
+
+/** Counts a request against the client's rate limit; `429` beyond it. */
+const rateLimit = (ctx: Context, client: string, { options, limiter }: RouteContext): void => {
   const waitMs = limiter.take(client)
   if (waitMs > 0) {
     ctx.set('Retry-After', String(Math.ceil(waitMs / 1000)))
     throw new ProtocolError(ErrorCode.tooManyRequests, `more than ${options.rateLimitPerSecond} requests per second`)
   }
+}
+
+/** Authorizes the request and applies the per-client rate limit. */
+const allow = async (ctx: Context, docId: string, access: Access, routes: RouteContext): Promise<Allowed> => {
+  const grant = await authorize(ctx, docId, access, routes.options)
+  const client = grant.subject ?? ctx.ip
+  rateLimit(ctx, client, routes)
   return { docId, grant, client }
 }
 
@@ -234,6 +305,19 @@ export const protocolRoutes = (routes: RouteContext) => async (ctx: Context, nex
   if (service !== undefined) {
     if (ctx.method !== 'GET' && ctx.method !== 'HEAD') return methodNotAllowed(ctx, 'GET, HEAD')
     return service(ctx, routes)
+  }
+  if (ctx.path === CHANGES_ROUTE) {
+    if (ctx.method !== 'GET') return methodNotAllowed(ctx, 'GET')
+    if (routes.closing) throw new ProtocolError(ErrorCode.shuttingDown, 'the server is shutting down')
+    const prefix = changesPrefixOf(ctx)
+    const lastEventId = lastEventIdOf(ctx)
+    const { grant, client } = await allow(ctx, changesScope(prefix), 'read', routes)
+    return getChanges(ctx, { prefix, lastEventId, grant, client }, routes)
+  }
+  if (ctx.path === MULTIPLEXED_EVENTS_ROUTE) {
+    if (ctx.method !== 'GET') return methodNotAllowed(ctx, 'GET')
+    if (routes.closing) throw new ProtocolError(ErrorCode.shuttingDown, 'the server is shutting down')
+    return getMultiplexedEvents(ctx, routes)
   }
   if (!ctx.path.startsWith('/docs/')) return next()
   const match = DOC_ROUTE.exec(ctx.path)

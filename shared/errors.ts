@@ -21,6 +21,7 @@ export const ErrorCode = {
   notFound: 'not-found',
   storeUnavailable: 'store-unavailable',
   shuttingDown: 'shutting-down',
+  notImplemented: 'not-implemented',
   internal: 'internal'
 } as const
 
@@ -45,6 +46,7 @@ export const errorStatus: Record<ErrorCode, number> = {
   'not-found': 404,
   'store-unavailable': 503,
   'shutting-down': 503,
+  'not-implemented': 501,
   internal: 500
 }
 

@@ -25,6 +25,10 @@ export const routes = {
   events: (docId: string): string => `/docs/${encodeURIComponent(docId)}/events`,
   awareness: (docId: string): string => `/docs/${encodeURIComponent(docId)}/awareness`,
   document: (docId: string): string => `/docs/${encodeURIComponent(docId)}`,
+  /** Several documents on one stream: `?docs=a,b,c`. */
+  multiplexedEvents: (): string => '/events',
+  /** Every document's changes as one stream: `?prefix=`. */
+  changes: (): string => '/changes',
   health: (): string => '/healthz'
 } as const
 
@@ -70,8 +74,13 @@ export const Param = {
   lastEventIdHeader: 'last-event-id',
   lastEventId: 'lastEventId',
   stateVector: 'sv',
-  awareness: 'awareness'
+  awareness: 'awareness',
+  /** The documents of a multiplexed stream, comma-separated. */
+  docs: 'docs'
 } as const
+
+/** Most documents one multiplexed stream (`GET /events`) may carry. */
+export const MAX_STREAM_DOCS = 100
 
 /** Content type of update and awareness bodies. */
 export const BINARY_CONTENT_TYPE = 'application/octet-stream'
@@ -84,3 +93,27 @@ export const DEFAULT_MAX_UPDATE_BYTES = 10 * 1024 * 1024
 
 /** Maximum size of one posted awareness update, in bytes. */
 export const MAX_AWARENESS_BYTES = 64 * 1024
+
+/** Names of the SSE events of `GET /changes`. */
+export const ChangesEvent = {
+  /** A stored update of one document; `id:` is the feed cursor. */
+  change: 'change',
+  /** The feed cannot resume from the reader's cursor: re-read the listed documents in full. */
+  reset: 'reset'
+} as const
+
+/** JSON payload of a `change` event. */
+export interface ChangeEventData {
+  docId: string
+  /** The document's event ID of the stored update. */
+  eventId: string
+}
+
+/** JSON payload of a `reset` event. */
+export interface ResetEventData {
+  /** Documents (under the stream's prefix) that may have changed since the reader's cursor. */
+  docs: string[]
+}
+
+/** The query parameter of `GET /changes` that keeps documents whose ID starts with it. */
+export const CHANGES_PREFIX_PARAM = 'prefix'

@@ -8,9 +8,12 @@ import { parseArgs } from 'node:util'
 import { isValidDocId } from '../../shared/protocol.js'
 import { issueToken, type SigningKey } from '../../server/auth.js'
 import { DocumentError } from './open-document.js'
-import { openLexicalDocument, type LexicalDocument } from './lexical-document.js'
+import { ChangesError } from '../changes.js'
+import { mirrorDocuments } from './mirror.js'
+import { openLexicalDocument, renderDocument as render, type LexicalDocument } from './lexical-document.js'
 
 const USAGE = `Usage: y-sse <command> --server URL --doc ID [options]
+       y-sse mirror --server URL --dir DIR [--prefix P] [--format markdown|json] [--token TOKEN]
        y-sse token --docs IDS [--access read|write] [--ttl SECS] [--sub NAME] [--private-key FILE --algorithm ES256|RS256]
 
 Commands:
@@ -18,6 +21,10 @@ Commands:
   watch                                  print the document's text each time it changes, until Ctrl-C
   append "TEXT"                          add a paragraph at the end
   import FILE.md                         replace the content with a Markdown file
+  mirror                                 keep one file per document (DIR/<docId>.md or .json) up
+                                         to date from the server's change feed, until Ctrl-C;
+                                         the feed's cursor is kept in DIR/.y-sse-cursor, so it
+                                         resumes where it stopped
   token                                  print a token for servers with JWT auth: signed with the
                                          AUTH_JWT_SECRET environment variable (HS256), or with
                                          --private-key (PEM, PKCS#8); --docs is a comma-separated
@@ -56,6 +63,15 @@ interface Command {
   argument: string | undefined
 }
 
+const checkServer = (server: string): void => {
+  try {
+    const url = new URL(server)
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new TypeError('not http(s)')
+  } catch {
+    throw new CliError(`--server must be an http(s) URL, got "${server}"`, Exit.usage)
+  }
+}
+
 const parseCommand = (argv: string[]): Command | 'help' => {
   let parsed
   try {
@@ -79,12 +95,7 @@ const parseCommand = (argv: string[]): Command | 'help' => {
   const [name, argument, ...extra] = positionals
   if (name !== 'export' && name !== 'watch' && name !== 'append' && name !== 'import') throw new CliError(`unknown command "${name}"\n\n${USAGE}`, Exit.usage)
   if (values.server === undefined || values.doc === undefined) throw new CliError(`${name} needs --server and --doc\n\n${USAGE}`, Exit.usage)
-  try {
-    const url = new URL(values.server)
-    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new TypeError('not http(s)')
-  } catch {
-    throw new CliError(`--server must be an http(s) URL, got "${values.server}"`, Exit.usage)
-  }
+  checkServer(values.server)
   if (!isValidDocId(values.doc)) throw new CliError(`--doc must be 1-128 characters of A-Z a-z 0-9 . _ ~ -, got "${values.doc}"`, Exit.usage)
   const seconds = values.timeout === undefined ? 10 : Number(values.timeout)
   if (!Number.isFinite(seconds) || seconds <= 0) throw new CliError(`--timeout must be a positive number of seconds, got "${values.timeout}"`, Exit.usage)
@@ -104,11 +115,6 @@ const explain = (error: unknown, command: Command): CliError => {
   if (error.status === 400 || error.status === 404) return new CliError(`the server refused ${where} (HTTP ${error.status}): ${error.message}`, Exit.refused)
   if (error.reason === 'timeout') return new CliError(`cannot reach ${command.server} in ${command.timeoutMs / 1000} s: ${error.message}`, Exit.unreachable)
   return new CliError(`${where}: ${error.message}`, Exit.unreachable)
-}
-
-const render = (document: LexicalDocument, format: Format): string => {
-  if (format === 'json') return JSON.stringify(document.readJson(), null, 2)
-  return format === 'markdown' ? document.readMarkdown() : document.readText()
 }
 
 const run = async (command: Command): Promise<void> => {
@@ -161,6 +167,51 @@ const watch = (document: LexicalDocument, format: Format): Promise<void> => new 
   process.once('SIGTERM', finish)
 })
 
+/** `y-sse mirror`: mirrors the documents into a directory until SIGINT or SIGTERM. */
+const mirror = async (argv: string[]): Promise<void> => {
+  let values
+  try {
+    values = parseArgs({
+      args: argv,
+      options: {
+        server: { type: 'string' },
+        dir: { type: 'string' },
+        prefix: { type: 'string', default: '' },
+        format: { type: 'string', default: 'markdown' },
+        token: { type: 'string' },
+        timeout: { type: 'string', default: '10' }
+      }
+    }).values
+  } catch (error) {
+    throw new CliError(`${(error as Error).message}\n\n${USAGE}`, Exit.usage)
+  }
+  if (values.server === undefined || values.dir === undefined) throw new CliError(`mirror needs --server and --dir\n\n${USAGE}`, Exit.usage)
+  checkServer(values.server)
+  if (values.format !== 'markdown' && values.format !== 'json') throw new CliError(`--format must be markdown or json, got "${values.format}"`, Exit.usage)
+  const seconds = Number(values.timeout)
+  if (!Number.isFinite(seconds) || seconds <= 0) throw new CliError(`--timeout must be a positive number of seconds, got "${values.timeout}"`, Exit.usage)
+  const stop = new AbortController()
+  process.once('SIGINT', () => stop.abort())
+  process.once('SIGTERM', () => stop.abort())
+  try {
+    await mirrorDocuments({
+      server: values.server.replace(/\/+$/, ''),
+      dir: values.dir,
+      prefix: values.prefix,
+      format: values.format,
+      timeoutMs: seconds * 1000,
+      signal: stop.signal,
+      log: message => process.stderr.write(`y-sse: ${message}\n`),
+      ...(values.token === undefined ? {} : { token: values.token })
+    })
+  } catch (error) {
+    if (!(error instanceof ChangesError)) throw new CliError(`cannot mirror into ${values.dir}: ${(error as Error).message}`, 1)
+    const { status, message } = error.failure
+    if (status === 401 || status === 403) throw new CliError(`the change feed of ${values.server} was refused (HTTP ${status}): check --token`, Exit.auth)
+    throw new CliError(`the change feed of ${values.server} was refused (HTTP ${status}): ${message}`, status === 400 ? Exit.usage : Exit.refused)
+  }
+}
+
 /** `y-sse token`: signs a token the way the server's JWT mode checks it. */
 const printToken = async (argv: string[]): Promise<void> => {
   let values
@@ -203,9 +254,11 @@ const printToken = async (argv: string[]): Promise<void> => {
 }
 
 const main = async (): Promise<number> => {
-  if (process.argv[2] === 'token') {
+  // Commands with options of their own (no --doc).
+  const own = new Map([['token', printToken], ['mirror', mirror]]).get(process.argv[2] ?? '')
+  if (own !== undefined) {
     try {
-      await printToken(process.argv.slice(3))
+      await own(process.argv.slice(3))
       return Exit.ok
     } catch (error) {
       process.stderr.write(`y-sse: ${(error as Error).message}\n`)

@@ -39,6 +39,12 @@ export interface LexicalDocument extends OpenDocument {
   onRemoteChange(listener: () => void): () => void
 }
 
+/** The document as text, Markdown, or Lexical's serialized state as indented JSON. */
+export const renderDocument = (document: LexicalDocument, format: 'text' | 'markdown' | 'json'): string => {
+  if (format === 'json') return JSON.stringify(document.readJson(), null, 2)
+  return format === 'markdown' ? document.readMarkdown() : document.readText()
+}
+
 /** Runs an update to completion (headless editors otherwise commit on a microtask). */
 const update = (editor: LexicalEditor, fn: () => void): Promise<void> =>
   new Promise(resolve => editor.update(fn, { discrete: true, onUpdate: resolve }))

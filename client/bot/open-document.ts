@@ -64,7 +64,9 @@ const withDeadline = <T>(work: Promise<T>, timeoutMs: number, what: string, last
 export const openDocument = (serverUrl: string, docId: string, options: OpenDocumentOptions = {}): OpenDocument => {
   const { timeoutMs = 10_000, ...providerOptions } = options
   const doc = new Y.Doc()
-  const provider = new SseProvider(serverUrl, docId, doc, { ...providerOptions, connect: false })
+  // A stream of its own: a bot opens and closes documents one after another, and on a shared
+  // stream each open or close would reopen the stream of every other document the process follows.
+  const provider = new SseProvider(serverUrl, docId, doc, { ...providerOptions, connect: false, multiplex: false })
   let lastError: ConnectionError | null = null
   provider.on('connection-error', error => { lastError = error })
   const stopped = (): DocumentError | null =>

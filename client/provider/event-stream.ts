@@ -1,9 +1,9 @@
 /**
- * Reads one `GET /docs/:docId/events` response with eventsource-parser and hands its events to the
- * provider. Fetch-based rather than `EventSource`, so the provider can send headers, read status
+ * Reads one `GET /docs/:docId/events` (or multiplexed `GET /events`) response with
+ * eventsource-parser and hands its events to the provider. Fetch-based rather than `EventSource`, so the provider can send headers, read status
  * codes and choose its own resume point.
  */
-import { createParser } from 'eventsource-parser'
+import { createParser, type EventSourceMessage } from 'eventsource-parser'
 import { SseEvent, type SyncEventData } from '../../shared/protocol.js'
 import { fromBase64 } from '../../shared/codec.js'
 
@@ -29,33 +29,72 @@ const syncDataOf = (data: string): SyncEventData => {
   return parsed as SyncEventData
 }
 
+/** Hands one event to `handlers`; throws when the event lacks the `id:` the protocol requires. */
+const dispatch = (handlers: EventStreamHandlers, event: string | undefined, id: string | undefined, data: string): void => {
+  switch (event) {
+    case SseEvent.sync: {
+      if (id === undefined) throw new TypeError('sync event without id')
+      const sync = syncDataOf(data)
+      handlers.sync(fromBase64(sync.update), fromBase64(sync.stateVector), id)
+      return
+    }
+    case SseEvent.update:
+      if (id === undefined) throw new TypeError('update event without id')
+      handlers.update(fromBase64(data), id)
+      return
+    case SseEvent.awareness:
+      handlers.awareness(fromBase64(data))
+    // Unknown events are skipped: a newer server may send more kinds.
+  }
+}
+
 /**
  * Reads `body` until the server ends it (resolves) or the network, a handler or `abort` ends it
  * (rejects). Events without the `id:` the protocol requires end the stream as malformed.
  */
-export const readEventStream = async (body: ReadableStream<Uint8Array>, handlers: EventStreamHandlers, abort: AbortController): Promise<void> => {
+export const readEventStream = (body: ReadableStream<Uint8Array>, handlers: EventStreamHandlers, abort: AbortController): Promise<void> =>
+  readEvents(body, ({ event, id, data }) => dispatch(handlers, event, id, data), ms => handlers.retry(ms), abort)
+
+/**
+ * Reads a multiplexed `GET /events` response like {@link readEventStream}: each event goes to the
+ * handlers of the document it is tagged with (events of documents no longer followed are skipped),
+ * then `moved` is told the stream's event ID, which resumes every document at once.
+ */
+export const readMultiplexedStream = (
+  body: ReadableStream<Uint8Array>,
+  handlersOf: (docId: string) => EventStreamHandlers | undefined,
+  retry: (ms: number) => void,
+  moved: (streamEventId: string) => void,
+  abort: AbortController
+): Promise<void> => readEvents(body, ({ event, id, data }) => {
+  // `<docId>[ <document event ID>]`, a line break, then the single-document stream's data.
+  const lineEnd = data.indexOf('\n')
+  if (lineEnd < 0) throw new TypeError(`${event ?? 'message'} event without a document tag`)
+  const [docId = '', docEventId] = data.slice(0, lineEnd).split(' ')
+  const handlers = handlersOf(docId)
+  if (handlers !== undefined) dispatch(handlers, event, docEventId, data.slice(lineEnd + 1))
+  if (id !== undefined) moved(id)
+}, retry, abort)
+
+/**
+ * Reads any event stream of the protocol (also `GET /changes`) until the server ends it (resolves)
+ * or the network, `onEvent` or `abort` ends it (rejects); a stream silent for
+ * {@link STREAM_IDLE_TIMEOUT_MS} is aborted.
+ */
+export const readEvents = async (
+  body: ReadableStream<Uint8Array>,
+  onEvent: (message: EventSourceMessage) => void,
+  onRetry: (ms: number) => void,
+  abort: AbortController
+): Promise<void> => {
   let failure: unknown = null
   const parser = createParser({
-    onRetry: ms => handlers.retry(ms),
-    onEvent: ({ event, id, data }) => {
+    onRetry,
+    onEvent: message => {
       // After an abort (disconnect, a failed handler), the rest of the chunk must not reach the document.
       if (failure !== null || abort.signal.aborted) return
       try {
-        switch (event) {
-          case SseEvent.sync: {
-            if (id === undefined) throw new TypeError('sync event without id')
-            const sync = syncDataOf(data)
-            handlers.sync(fromBase64(sync.update), fromBase64(sync.stateVector), id)
-            return
-          }
-          case SseEvent.update:
-            if (id === undefined) throw new TypeError('update event without id')
-            handlers.update(fromBase64(data), id)
-            return
-          case SseEvent.awareness:
-            handlers.awareness(fromBase64(data))
-          // Unknown events are skipped: a newer server may send more kinds.
-        }
+        onEvent(message)
       } catch (error) {
         failure = error
         abort.abort(error)

@@ -8,11 +8,13 @@ import { Awareness } from 'y-protocols/awareness'
 import { ObservableV2 } from 'lib0/observable'
 import { Param } from '../../shared/protocol.js'
 import { toBase64Url } from '../../shared/codec.js'
-import { Backoff, sleep } from './backoff.js'
-import { readEventStream } from './event-stream.js'
+import { sleep } from './backoff.js'
+import { ReconnectPolicy } from './reconnect.js'
+import { readEventStream, type EventStreamHandlers } from './event-stream.js'
+import { StreamHub, type HubIdentity, type HubMember } from './stream-hub.js'
 import { Outbox } from './outbox.js'
 import { AwarenessSync } from './awareness-sync.js'
-import { Transport, failureOf, networkFailure, remedyFor, type ConnectionError, type RequestFailure, type TokenSource } from './transport.js'
+import { Transport, failureOf, networkFailure, type ConnectionError, type RequestFailure, type TokenSource } from './transport.js'
 
 /** Connection status, as in y-websocket. */
 export type ProviderStatus = 'connecting' | 'connected' | 'disconnected'
@@ -66,6 +68,12 @@ export interface SseProviderOptions {
   awarenessThrottle: number
   /** Largest merged update the outbox sends in one POST, in bytes (a single larger update still goes alone). Default 1 MiB. */
   maxBatchBytes: number
+  /**
+   * Share one event stream (`GET /events`) with the other providers of this server that have the
+   * same `params`, `headers`, `token` and `fetch`. Default `true`; `false` gives the provider a
+   * stream of its own (`GET /docs/:docId/events`).
+   */
+  multiplex: boolean
 }
 
 /** Defaults of {@link SseProviderOptions}. */
@@ -78,7 +86,8 @@ export const sseProviderDefaults: SseProviderOptions = {
   fetch: undefined,
   maxBackoffTime: 10_000,
   awarenessThrottle: 100,
-  maxBatchBytes: 1024 * 1024
+  maxBatchBytes: 1024 * 1024,
+  multiplex: true
 }
 
 /** A state vector longer than this goes unsent: a long URL risks a 414, and the event ID usually suffices. */
@@ -161,6 +170,21 @@ export class SseProvider<State extends object = any> extends ObservableV2<SsePro
   /** Counts `connect()` calls, so an attempt knows when a later one superseded it. */
   private connects = 0
   private syncWaiters: Deferred[] = []
+  /** Who this provider may share a stream with; `null` once it reads a stream of its own. */
+  private shared: HubIdentity | null
+  /** The stream's events, whether the provider reads a stream of its own or a shared one. */
+  private readonly handlers: EventStreamHandlers = {
+    sync: (update, stateVector, eventId) => {
+      this.applyRemote(update, eventId)
+      this.onSynced(stateVector)
+    },
+    update: (update, eventId) => this.applyRemote(update, eventId),
+    awareness: update => this.presence.applyRemote(update),
+    retry: ms => { this.retryMs = ms }
+  }
+
+  /** This provider as a member of a shared stream. */
+  private readonly member: HubMember
 
   /**
    * @param serverUrl - the server's base URL (`http://host:port`, plus the base path if the server
@@ -181,6 +205,18 @@ export class SseProvider<State extends object = any> extends ObservableV2<SsePro
     // Called through a closure: a browser's fetch throws "Illegal invocation" when called as a method of another object.
     const fetchFn = resolved.fetch ?? ((input: RequestInfo | URL, init?: RequestInit) => globalThis.fetch(input, init))
     this.transport = new Transport(serverUrl, docName, { params: resolved.params, headers: resolved.headers, token: resolved.token, fetch: fetchFn })
+    this.member = {
+      docName,
+      awarenessId: () => this.awareness.clientID,
+      handlers: this.handlers,
+      connecting: () => {
+        // As between two attempts of a stream of its own: a synced provider goes through 'disconnected'.
+        if (this.isSynced) this.dropConnection()
+        this.setStatus('connecting')
+      },
+      failed: error => this.reportRetry(error)
+    }
+    this.shared = resolved.multiplex ? { serverUrl, params: resolved.params, headers: resolved.headers, token: resolved.token, fetch: resolved.fetch } : null
     this.outbox = new Outbox({
       post: update => this.transport.post('updates', update),
       failed: error => this.emit('connection-error', [error]),
@@ -286,37 +322,22 @@ export class SseProvider<State extends object = any> extends ObservableV2<SsePro
 
   /** The connection loop: one stream at a time, with backoff between failures, until told to stop. */
   private async run (): Promise<void> {
-    const backoff = new Backoff(this.maxBackoffTime)
-    let lastWasUnauthorized = false
+    const policy = new ReconnectPolicy(this.maxBackoffTime)
     try {
       while (this.wantsConnection) {
         const attempt = new AbortController()
         this.attempt = attempt
         this.setStatus('connecting')
-        const end = await this.openStream(attempt)
+        const end = this.shared === null ? await this.openStream(attempt) : await this.joinSharedStream(this.shared, attempt)
         this.dropConnection()
         if (end.kind === 'aborted') continue
-        let delay: number
-        if (end.kind === 'ended') {
-          // A working stream ended (server shutdown, document reset, network): resume after the server's `retry:` delay.
-          backoff.reset()
-          delay = this.retryMs
-          lastWasUnauthorized = false
-        } else {
-          const { failure } = end
-          const remedy = remedyFor(failure)
-          if (remedy === 'stop' || remedy === 'drop') {
-            this.stop({ ...failure, retryIn: null })
-            break
-          }
-          // A 401 gets one immediate retry with a fresh token; a second one in a row backs off.
-          const unauthorized = remedy === 'refresh-token'
-          delay = unauthorized && !lastWasUnauthorized ? 0 : (failure.retryAfterMs ?? 0) + backoff.next()
-          lastWasUnauthorized = unauthorized
-          this.emit('connection-error', [{ ...failure, retryIn: delay }])
-          this.settleConnect()
+        const next = policy.after(end.kind === 'failed' ? end.failure : null, this.retryMs)
+        if (next.kind === 'stop') {
+          this.stop(next.error)
+          break
         }
-        if (delay > 0 && this.wantsConnection) await sleep(delay, attempt.signal)
+        if (next.error !== null) this.reportRetry(next.error)
+        if (next.delay > 0 && this.wantsConnection) await sleep(next.delay, attempt.signal)
       }
     } finally {
       // In the same tick as the exit decision: a connect() after it starts a new loop.
@@ -324,6 +345,23 @@ export class SseProvider<State extends object = any> extends ObservableV2<SsePro
       this.attempt = null
       this.setStatus('disconnected')
     }
+  }
+
+  /** A failed attempt that will be retried: that is the outcome of a pending `connect()`. */
+  private reportRetry (error: ConnectionError): void {
+    this.emit('connection-error', [error])
+    this.settleConnect()
+  }
+
+  /**
+   * Follows the document on the stream shared with other providers until that ends for this one;
+   * when the hub sends it away, it goes on with a stream of its own, for good.
+   */
+  private async joinSharedStream (identity: HubIdentity, attempt: AbortController): Promise<AttemptEnd> {
+    const end = await StreamHub.for(identity, this.transport, this.maxBackoffTime).attach(this.member, attempt.signal)
+    if (end.kind !== 'solo') return end
+    this.shared = null
+    return this.openStream(attempt)
   }
 
   /** One stream attempt: fetch, check the response, read events until the stream ends. */
@@ -341,23 +379,13 @@ export class SseProvider<State extends object = any> extends ObservableV2<SsePro
       // 204 is the server's deliberate "stop"; it has no error body.
       return { kind: 'failed', failure: await failureOf('events', response) }
     }
-    let synced = false
     try {
-      await readEventStream(response.body, {
-        sync: (update, stateVector, eventId) => {
-          this.applyRemote(update, eventId)
-          synced = true
-          this.onSynced(stateVector)
-        },
-        update: (update, eventId) => this.applyRemote(update, eventId),
-        awareness: update => this.presence.applyRemote(update),
-        retry: ms => { this.retryMs = ms }
-      }, attempt)
+      await readEventStream(response.body, this.handlers, attempt)
       // The server ends the stream before syncing when its store fails: that is a failure, not a resume.
-      return synced ? { kind: 'ended' } : { kind: 'failed', failure: networkFailure('events', new Error('the stream ended before its sync event')) }
+      return this.isSynced ? { kind: 'ended' } : { kind: 'failed', failure: networkFailure('events', new Error('the stream ended before its sync event')) }
     } catch (error) {
       if (attempt.signal.reason === CLOSED_BY_CLIENT) return { kind: 'aborted' }
-      return synced ? { kind: 'ended' } : { kind: 'failed', failure: networkFailure('events', attempt.signal.reason ?? error) }
+      return this.isSynced ? { kind: 'ended' } : { kind: 'failed', failure: networkFailure('events', attempt.signal.reason ?? error) }
     }
   }
 

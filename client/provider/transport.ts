@@ -10,7 +10,7 @@ import { parseRetryAfter } from './backoff.js'
 export type TokenSource = string | (() => string | Promise<string>)
 
 /** The request kinds of the protocol, as named in {@link ConnectionError}. */
-export type RequestKind = 'events' | 'updates' | 'awareness'
+export type RequestKind = 'events' | 'updates' | 'awareness' | 'changes'
 
 /** A request that failed, as the provider reports it in its `connection-error` event. */
 export interface ConnectionError {
@@ -47,9 +47,10 @@ export type Remedy = 'refresh-token' | 'retry' | 'stop' | 'drop'
 
 /** Decides the {@link Remedy} for a failure from its request kind and status. */
 export const remedyFor = ({ request, status }: Pick<RequestFailure, 'request' | 'status'>): Remedy => {
-  if (status === 0 || status === 408 || status === 429 || status >= 500) return 'retry'
+  // 501: this server will never serve the request (a change feed on Redis Cluster).
+  if (status === 0 || status === 408 || status === 429 || (status >= 500 && status !== 501)) return 'retry'
   if (status === 401) return 'refresh-token'
-  if (status === 403 || status === 404 || request === 'events') return 'stop'
+  if (status === 403 || status === 404 || request === 'events' || request === 'changes') return 'stop'
   return 'drop'
 }
 
@@ -104,9 +105,25 @@ export class Transport {
     return { ...this.options.headers, ...(this.token === null ? {} : { Authorization: `Bearer ${this.token}` }), ...extra }
   }
 
-  /** Opens the event stream; rejects only on network errors and aborts. */
+  /** Opens the document's event stream; rejects only on network errors and aborts. */
   openEvents (query: Record<string, string>, signal: AbortSignal): Promise<Response> {
-    return this.options.fetch(this.url('events', query), { headers: this.headers({ Accept: 'text/event-stream' }), signal, cache: 'no-store' })
+    return this.openStream(this.url('events', query), signal)
+  }
+
+  /** Opens a stream of several documents (`GET /events`); rejects only on network errors and aborts. */
+  openMultiplexedEvents (query: Record<string, string>, signal: AbortSignal): Promise<Response> {
+    const search = new URLSearchParams({ ...this.options.params, ...query }).toString()
+    return this.openStream(`${this.base}${routes.multiplexedEvents()}?${search}`, signal)
+  }
+
+  /** Opens the change feed (`GET /changes`, see `watchChanges`); rejects only on network errors and aborts. */
+  openChanges (query: Record<string, string>, signal: AbortSignal): Promise<Response> {
+    const search = new URLSearchParams({ ...this.options.params, ...query }).toString()
+    return this.openStream(`${this.base}${routes.changes()}?${search}`, signal)
+  }
+
+  private openStream (url: string, signal: AbortSignal): Promise<Response> {
+    return this.options.fetch(url, { headers: this.headers({ Accept: 'text/event-stream' }), signal, cache: 'no-store' })
   }
 
   /**

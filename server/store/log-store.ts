@@ -9,8 +9,9 @@ import {
   checkpointFor, compact, compareStreamIds, diffSync, formatEventId, mergeAll, parseEventId, replaySync, replayStart,
   type Checkpoint, type ClockRange, type HistorySnapshot, type LogEntry, type ResumePoint, type StreamId, type SyncResult
 } from './history.js'
-import type { DocEvent, DocListener, DocumentStore, ValidatedUpdate } from './types.js'
+import type { DocEvent, DocListener, DocumentStore, StreamPositions, ValidatedUpdate } from './types.js'
 import type { Logger } from '../logger.js'
+import { DEFAULT_CHANGES_RETENTION } from './change-feed.js'
 import type { StoreObserver } from '../metrics.js'
 
 /** Tuning of every store; see {@link storeDefaults}. */
@@ -34,6 +35,8 @@ export interface StoreOptions {
   fullStateCacheBytes: number
   /** Reject appends that would make a document's stored updates larger than this; 0: no limit. */
   maxDocBytes: number
+  /** Entries the change feed keeps (`GET /changes`); a reader further behind gets a reset. */
+  changesRetention: number
   logger: Logger
   /** Told about compactions and failures, e.g. the server's {@link Metrics}. */
   observer?: StoreObserver | undefined
@@ -48,7 +51,8 @@ export const storeDefaults: Omit<StoreOptions, 'logger' | 'observer'> = {
   awarenessTimeoutMs: 30_000,
   presenceTtlMs: 60_000,
   fullStateCacheBytes: 64 * 1024 * 1024,
-  maxDocBytes: 0
+  maxDocBytes: 0,
+  changesRetention: DEFAULT_CHANGES_RETENTION
 }
 
 /** The error of an append that would make a document larger than `maxDocBytes`. */
@@ -127,6 +131,8 @@ export abstract class LogStore implements DocumentStore {
   abstract awareness (docId: string): Promise<AwarenessEntry[]>
   abstract openPresence (docId: string, clientID: number, connectionId: string): Promise<void>
   abstract closePresence (docId: string, clientID: number, connectionId: string): Promise<boolean>
+  abstract saveStreamPositions (streamKey: string, seq: number, positions: StreamPositions, ttlMs: number): Promise<void>
+  abstract streamPositions (streamKey: string, seq: number): Promise<StreamPositions | null>
   abstract deleteDocument (docId: string): Promise<void>
   abstract ping (): Promise<void>
   protected abstract release (): Promise<void>

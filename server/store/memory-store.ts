@@ -9,6 +9,9 @@ import {
 } from './history.js'
 import { LogStore, documentTooLarge, storeDefaults, type Appended, type CompactionCommit, type FullRead, type ReplayRead, type StoreOptions } from './log-store.js'
 import { silentLogger } from '../logger.js'
+import { MemoryChangeFeed } from './change-feed.js'
+import type { StreamPositions } from './types.js'
+import { snapshotFor, snapshotsToDrop } from './stream-positions.js'
 
 interface MemoryDoc {
   epoch: string
@@ -23,6 +26,11 @@ interface MemoryDoc {
   pendingBytes: number
 }
 
+interface StreamRecord {
+  expiresAt: number
+  snapshots: Map<number, StreamPositions>
+}
+
 interface Presence {
   entries: Map<number, AwarenessEntry & { at: number }>
   streams: Map<number, Set<string>>
@@ -32,11 +40,15 @@ interface Presence {
 export class MemoryStore extends LogStore {
   private readonly docs = new Map<string, MemoryDoc>()
   private readonly presence = new Map<string, Presence>()
+  /** Multiplexed streams' positions, in the order of their last save (oldest first, for expiry). */
+  private readonly streamRecords = new Map<string, StreamRecord>()
   private lastMs = 0
   private seq = 0
+  readonly changes: MemoryChangeFeed
 
   constructor (options: Partial<StoreOptions> = {}) {
     super({ ...storeDefaults, logger: silentLogger, ...options })
+    this.changes = new MemoryChangeFeed(this.options.changesRetention)
   }
 
   /** Stream IDs like Redis assigns them: milliseconds, then a sequence within the millisecond. */
@@ -75,7 +87,9 @@ export class MemoryStore extends LogStore {
     doc.pendingUpdates++
     doc.pendingBytes += update.length
     extendClocks(doc.stateVector, ranges)
-    this.emit(docId, { type: 'update', eventId: `${doc.epoch}.${id}`, update: entry.update })
+    const eventId = `${doc.epoch}.${id}`
+    this.changes.record(docId, id, eventId)
+    this.emit(docId, { type: 'update', eventId, update: entry.update })
     return { epoch: doc.epoch, id, pendingUpdates: doc.pendingUpdates, pendingBytes: doc.pendingBytes }
   }
 
@@ -170,6 +184,28 @@ export class MemoryStore extends LogStore {
     return true
   }
 
+  async saveStreamPositions (streamKey: string, seq: number, positions: StreamPositions, ttlMs: number): Promise<void> {
+    const now = Date.now()
+    // Records are ordered by last save, so the expired ones are at the front.
+    for (const [key, record] of this.streamRecords) {
+      if (record.expiresAt > now) break
+      this.streamRecords.delete(key)
+    }
+    const record = this.streamRecords.get(streamKey) ?? { expiresAt: 0, snapshots: new Map() }
+    this.streamRecords.delete(streamKey)
+    record.expiresAt = now + ttlMs
+    record.snapshots.set(seq, { ...positions })
+    for (const old of snapshotsToDrop(record.snapshots.keys())) record.snapshots.delete(old)
+    this.streamRecords.set(streamKey, record)
+  }
+
+  async streamPositions (streamKey: string, seq: number): Promise<StreamPositions | null> {
+    const record = this.streamRecords.get(streamKey)
+    if (record === undefined || record.expiresAt <= Date.now()) return null
+    const best = snapshotFor(record.snapshots.keys(), seq)
+    return best === null ? null : { ...record.snapshots.get(best) }
+  }
+
   async deleteDocument (docId: string): Promise<void> {
     this.docs.delete(docId)
     this.emit(docId, { type: 'reset' })
@@ -180,5 +216,6 @@ export class MemoryStore extends LogStore {
   protected async release (): Promise<void> {
     this.docs.clear()
     this.presence.clear()
+    this.streamRecords.clear()
   }
 }

@@ -44,3 +44,26 @@ export const docIdOfChannel = (prefix: string, channel: string): string | null =
   if (!channel.startsWith(head) || !channel.endsWith(tail)) return null
   return channel.slice(head.length, channel.length - tail.length)
 }
+
+/** Hash of a multiplexed stream's position snapshots: `seq` → JSON `{docId: eventId}`. */
+export const streamPositionsKey = (prefix: string, streamKey: string): string => `${prefix}stream:{${streamKey}}`
+
+/** The change feed's names under `prefix`: one per prefix, so on Redis Cluster not in any document's slot. */
+export interface ChangesKeys {
+  /** Stream of changes: fields `d` (document ID) and `e` (its event ID). */
+  log: string
+  /** Hash: epoch, head, trimmed (the newest entry removed by retention). */
+  meta: string
+  /** Sorted set: document ID → milliseconds of its last change. */
+  docs: string
+  /** Pub/sub channel: `c` after every change. */
+  channel: string
+}
+
+/** The change feed's keys under `prefix`. */
+export const changesKeys = (prefix: string): ChangesKeys => ({
+  log: `${prefix}changes`,
+  meta: `${prefix}changes:meta`,
+  docs: `${prefix}changes:docs`,
+  channel: `${prefix}changes:events`
+})

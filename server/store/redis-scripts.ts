@@ -10,9 +10,11 @@
 export type PublishCommand = 'PUBLISH' | 'SPUBLISH'
 
 /**
- * KEYS: meta, log, stateVector, state. ARGV: update, epoch if new, channel, maximum document bytes
- * (0: none), then (client, from, to) triplets extending the state vector. Returns {epoch, id,
- * pendingUpdates, pendingBytes}, or -1 when the document would grow past its maximum.
+ * KEYS: meta, log, stateVector, state, and on one Redis (not a cluster: other slots) the change
+ * feed's log, meta and docs (see `changesKeys`). ARGV: update, epoch if new, channel, maximum
+ * document bytes (0: none), document ID, feed retention, feed channel, then (client, from, to)
+ * triplets extending the state vector. Returns {epoch, id, pendingUpdates, pendingBytes}, or -1
+ * when the document would grow past its maximum.
  */
 export const APPEND = (publish: PublishCommand): string => `
 local limit = tonumber(ARGV[4])
@@ -29,14 +31,42 @@ local id = redis.call('XADD', KEYS[2], '*', 'u', ARGV[1])
 local n = redis.call('HINCRBY', KEYS[1], 'pendingUpdates', 1)
 local b = redis.call('HINCRBY', KEYS[1], 'pendingBytes', string.len(ARGV[1]))
 redis.call('HSET', KEYS[1], 'head', id)
-for i = 5, #ARGV, 3 do
+for i = 8, #ARGV, 3 do
   local current = tonumber(redis.call('HGET', KEYS[3], ARGV[i]) or '0')
   if tonumber(ARGV[i + 1]) <= current and tonumber(ARGV[i + 2]) > current then
     redis.call('HSET', KEYS[3], ARGV[i], ARGV[i + 2])
   end
 end
 redis.call('${publish}', ARGV[3], 'u' .. id)
+if #KEYS > 4 then
+  -- The change feed, in the same step: no change in one log without the other.
+  local feedEpoch = redis.call('HGET', KEYS[6], 'epoch')
+  if not feedEpoch then
+    feedEpoch = ARGV[2]
+    redis.call('HSET', KEYS[6], 'epoch', feedEpoch, 'trimmed', '0-0')
+  end
+  local change = redis.call('XADD', KEYS[5], '*', 'd', ARGV[5], 'e', epoch .. '.' .. id)
+  redis.call('HSET', KEYS[6], 'head', change)
+  -- Trim exactly, remembering the newest entry removed: readers behind it get a reset, not a gap.
+  local excess = redis.call('XLEN', KEYS[5]) - tonumber(ARGV[6])
+  if excess > 0 then
+    local removed = redis.call('XRANGE', KEYS[5], '-', '+', 'COUNT', excess)
+    local floor = removed[#removed][1]
+    redis.call('XTRIM', KEYS[5], 'MINID', floor)
+    redis.call('XDEL', KEYS[5], floor)
+    redis.call('HSET', KEYS[6], 'trimmed', floor)
+  end
+  redis.call('ZADD', KEYS[7], tonumber(string.match(change, '^%d+')), ARGV[5])
+  redis.call('PUBLISH', ARGV[7], 'c')
+end
 return {epoch, id, n, b}
+`
+
+/** KEYS: the change feed's log and meta. ARGV: stream ID, count. Returns {epoch, trimmed, head, entries after the ID}. */
+export const READ_CHANGES = `
+local meta = redis.call('HMGET', KEYS[2], 'epoch', 'trimmed', 'head')
+local entries = redis.call('XRANGE', KEYS[1], '(' .. ARGV[1], '+', 'COUNT', ARGV[2])
+return {meta[1] or '', meta[2] or '0-0', meta[3] or '0-0', entries}
 `
 
 /** KEYS: meta, log, stateVector. ARGV: stream ID. Returns {meta, stateVector, entries after it, whether it exists}. */

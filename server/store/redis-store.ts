@@ -17,9 +17,12 @@ import {
   type Checkpoint, type ClockMap, type ClockRange, type HistorySnapshot, type LogEntry, type StreamId
 } from './history.js'
 import { LogStore, documentTooLarge, storeDefaults, type Appended, type CompactionCommit, type FullRead, type ReplayRead, type StoreOptions } from './log-store.js'
-import { docIdOfChannel, docKeys, type DocKeys } from './redis-keys.js'
+import { changesKeys, docIdOfChannel, docKeys, streamPositionsKey, type DocKeys } from './redis-keys.js'
+import { snapshotFor, snapshotsToDrop } from './stream-positions.js'
+import type { StreamPositions } from './types.js'
 import { APPEND, COMMIT_COMPACTION, DELETE, READ_AFTER, READ_FULL, TAIL, type PublishCommand } from './redis-scripts.js'
 import { silentLogger } from '../logger.js'
+import { RedisChangeFeed } from './redis-change-feed.js'
 
 /** The startup nodes of a Redis Cluster, e.g. `{ cluster: ['redis://10.0.0.1:6379', 'redis://10.0.0.2:6379'] }`. */
 export interface RedisClusterNodes {
@@ -49,7 +52,8 @@ const TAIL_BATCH = 500
 
 /** Scripts by command name, with their key counts (-1: given per call). */
 const SCRIPTS = {
-  ysseAppend: { lua: APPEND, keys: 4 },
+  // 4 document keys, 3 more for the change feed on one Redis.
+  ysseAppend: { lua: APPEND, keys: -1 },
   ysseReadAfter: { lua: READ_AFTER, keys: 3 },
   ysseReadFull: { lua: READ_FULL, keys: 5 },
   ysseCommitCompaction: { lua: COMMIT_COMPACTION, keys: 5 },
@@ -113,6 +117,8 @@ export class RedisStore extends LogStore {
   private readonly ownsClient: boolean
   private readonly prefix: string
   private readonly cursors = new Map<string, Cursor>()
+  /** The change feed; `undefined` on Redis Cluster (see redis-change-feed.ts). */
+  readonly changes: RedisChangeFeed | undefined
 
   constructor (options: RedisStoreOptions) {
     const { redis, prefix = 'y-sse:', redisOptions, clusterOptions, ...storeOptions } = options
@@ -131,6 +137,7 @@ export class RedisStore extends LogStore {
     // once it is back and subscribed.
     const catchUp = (): void => {
       for (const docId of this.cursors.keys()) this.pull(docId)
+      this.changes?.notify()
     }
     if (this.redis instanceof Cluster) {
       // ioredis's sharded subscribers: one connection per master, each SSUBSCRIBE sent to the node
@@ -146,6 +153,9 @@ export class RedisStore extends LogStore {
       this.subscriber.on('ready', catchUp)
     }
     this.prefix = prefix
+    this.changes = this.redis instanceof Redis && this.subscriber instanceof Redis
+      ? new RedisChangeFeed(this.redis, this.subscriber, changesKeys(prefix), work => this.unavailableOnError(work))
+      : undefined
     const publish: PublishCommand = this.sharded ? 'SPUBLISH' : 'PUBLISH'
     for (const [name, { lua, keys }] of Object.entries(SCRIPTS)) {
       const source = typeof lua === 'string' ? lua : lua(publish)
@@ -170,8 +180,10 @@ export class RedisStore extends LogStore {
   protected async appendEntry (docId: string, update: Uint8Array, ranges: readonly ClockRange[]): Promise<Appended> {
     const k = this.keys(docId)
     const rangeArgs = ranges.flatMap(r => [String(r.client), String(r.from), String(r.to)])
-    const reply = await this.script('ysseAppend', [k.meta, k.log, k.stateVector, k.state], [
-      Buffer.from(update.buffer, update.byteOffset, update.length), newEpoch(), k.channel, String(this.options.maxDocBytes), ...rangeArgs
+    const feed = this.changes?.keys
+    const reply = await this.script('ysseAppend', [k.meta, k.log, k.stateVector, k.state, ...(feed === undefined ? [] : [feed.log, feed.meta, feed.docs])], [
+      Buffer.from(update.buffer, update.byteOffset, update.length), newEpoch(), k.channel, String(this.options.maxDocBytes),
+      docId, String(this.options.changesRetention), feed?.channel ?? '', ...rangeArgs
     ])
     if (!Array.isArray(reply)) throw documentTooLarge(this.options.maxDocBytes)
     const [epoch, id, pendingUpdates, pendingBytes] = reply
@@ -223,6 +235,7 @@ export class RedisStore extends LogStore {
   }
 
   private onMessage (channel: string, message: Buffer): void {
+    if (channel === this.changes?.keys.channel) return this.changes.notify()
     const docId = docIdOfChannel(this.prefix, channel)
     if (docId === null || !this.cursors.has(docId)) return
     switch (message[0]) {
@@ -332,6 +345,23 @@ export class RedisStore extends LogStore {
       .exec())
     const open = (replies?.[2]?.[1] ?? []) as string[]
     return !open.some(member => member.startsWith(`${clientID}:`))
+  }
+
+  async saveStreamPositions (streamKey: string, seq: number, positions: StreamPositions, ttlMs: number): Promise<void> {
+    const key = streamPositionsKey(this.prefix, streamKey)
+    const replies = await this.unavailableOnError(this.redis.multi()
+      .hset(key, String(seq), JSON.stringify(positions))
+      .pexpire(key, ttlMs)
+      .hkeys(key)
+      .exec())
+    const drop = snapshotsToDrop(((replies?.[2]?.[1] ?? []) as string[]).map(Number))
+    if (drop.length > 0) await this.unavailableOnError(this.redis.hdel(key, ...drop.map(String)))
+  }
+
+  async streamPositions (streamKey: string, seq: number): Promise<StreamPositions | null> {
+    const all = await this.unavailableOnError(this.redis.hgetall(streamPositionsKey(this.prefix, streamKey)))
+    const best = snapshotFor(Object.keys(all).map(Number), seq)
+    return best === null ? null : JSON.parse(all[String(best)] as string) as StreamPositions
   }
 
   async deleteDocument (docId: string): Promise<void> {

@@ -1,5 +1,6 @@
 import type { AwarenessEntry } from '../../shared/awareness.js'
 import type { ClockRange, ResumePoint, SyncResult } from './history.js'
+import type { ChangeFeed } from './change-feed.js'
 
 /** An update that passed `validateUpdate`, with the clock ranges it adds. */
 export interface ValidatedUpdate {
@@ -16,11 +17,16 @@ export type DocEvent =
 
 export type DocListener = (event: DocEvent) => void
 
+/** Document ID → the last event ID a multiplexed stream sent for it. */
+export type StreamPositions = Record<string, string>
+
 /**
  * Where documents live. Every implementation passes the one contract suite in
  * `test/contract/document-store.test.ts`; the server needs nothing else from storage.
  */
 export interface DocumentStore {
+  /** Every document's changes as one feed (`GET /changes`); absent when the store cannot keep one atomically. */
+  readonly changes?: ChangeFeed | undefined
   /** Stores an update durably, then fans it out; resolves with its event ID. */
   append(docId: string, update: ValidatedUpdate): Promise<string>
   /** What a client at `from` needs to reach the head, and how it was made. */
@@ -42,6 +48,13 @@ export interface DocumentStore {
   openPresence(docId: string, clientID: number, connectionId: string): Promise<void>
   /** Records that a stream closed; resolves `true` when no other stream of that client remains. */
   closePresence(docId: string, clientID: number, connectionId: string): Promise<boolean>
+  /**
+   * Saves a snapshot of a multiplexed stream's positions as of its event number `seq`; the record
+   * lives `ttlMs` after its last save. The snapshot at `seq` 0 and the newest few others are kept.
+   */
+  saveStreamPositions(streamKey: string, seq: number, positions: StreamPositions, ttlMs: number): Promise<void>
+  /** The newest kept snapshot of the stream at or before `seq`, or `null` when there is none. */
+  streamPositions(streamKey: string, seq: number): Promise<StreamPositions | null>
   /** Merges the log into the state now; resolves `false` when there was nothing to do or another writer won. */
   compact(docId: string): Promise<boolean>
   /** Removes the document; a later write starts a new life (epoch) of it. */

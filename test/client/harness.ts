@@ -12,11 +12,11 @@ export { intercept, startServer, type TestServer } from '../helpers/server.js'
 
 /** Counts the requests a provider makes, by method and route. */
 export class RequestLog {
-  readonly requests: { method: string; path: string; status: number | null }[] = []
+  readonly requests: { method: string; url: string; path: string; status: number | null }[] = []
 
   /** A `fetch` for the provider's `fetch` option that records every request. */
   readonly fetch: typeof fetch = async (input, init) => {
-    const entry = { method: init?.method ?? 'GET', path: new URL(String(input)).pathname, status: null as number | null }
+    const entry = { method: init?.method ?? 'GET', url: String(input), path: new URL(String(input)).pathname, status: null as number | null }
     this.requests.push(entry)
     const response = await globalThis.fetch(input, init)
     entry.status = response.status

@@ -682,4 +682,27 @@ describe.each(backends)('DocumentStore contract: $name', (factory) => {
       expect(await store.closePresence(doc, 12, 'conn-b')).toBe(true);
     });
   });
+
+  describe('multiplexed stream positions', () => {
+    it('answer a resume with the newest snapshot at or before it, always keeping the first', async () => {
+      const backend = factory.create(manual);
+      const store = backend.open();
+      expect(await store.streamPositions('key-a', 3)).toBeNull();
+      await store.saveStreamPositions('key-a', 0, { a: '0' }, 60_000);
+      for (let seq = 10; seq <= 100; seq += 10) await store.saveStreamPositions('key-a', seq, { a: `e${seq}`, b: `f${seq}` }, 60_000);
+      expect(await store.streamPositions('key-a', 100)).toEqual({ a: 'e100', b: 'f100' });
+      expect(await store.streamPositions('key-a', 75)).toEqual({ a: 'e70', b: 'f70' });
+      // Older snapshots make way for newer ones; the first one still resumes any position.
+      expect(await store.streamPositions('key-a', 15)).toEqual({ a: '0' });
+      expect(await store.streamPositions('key-b', 100)).toBeNull();
+      // Another store on the same storage (another server instance) resumes the same stream.
+      expect(await backend.open().streamPositions('key-a', 1000)).toEqual({ a: 'e100', b: 'f100' });
+    });
+
+    it('forget a stream after its time to live', async () => {
+      const store = factory.create(manual).open();
+      await store.saveStreamPositions('key-c', 0, { a: '0' }, 50);
+      await waitFor(async () => (await store.streamPositions('key-c', 0)) === null, { message: 'stream positions kept past their TTL' });
+    });
+  });
 });

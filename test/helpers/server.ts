@@ -129,10 +129,21 @@ export const openEvents = async (url: string, docId: string, options: EventsOpti
   if (options.lastEventIdQuery !== undefined) query.set('lastEventId', options.lastEventIdQuery)
   if (options.stateVector !== undefined) query.set('sv', toBase64Url(options.stateVector))
   if (options.awareness !== undefined) query.set('awareness', String(options.awareness))
+  return readEvents(`${url}${routes.events(docId)}?${query}`, options.lastEventId)
+}
+
+/** Opens `GET /events?docs=…` (several documents on one stream), with `Last-Event-ID` when given. */
+export const openMultiplexedEvents = (url: string, docIds: readonly string[], lastEventId?: string, awareness?: readonly number[]): Promise<EventsReader> => {
+  const query = new URLSearchParams({ docs: docIds.join(',') })
+  if (awareness !== undefined) query.set('awareness', awareness.join(','))
+  return readEvents(`${url}${routes.multiplexedEvents()}?${query}`, lastEventId)
+}
+
+const readEvents = async (streamUrl: string, lastEventId: string | undefined): Promise<EventsReader> => {
   const controller = new AbortController()
   const headers: Record<string, string> = { accept: 'text/event-stream' }
-  if (options.lastEventId !== undefined) headers['last-event-id'] = options.lastEventId
-  const res = await fetch(`${url}${routes.events(docId)}?${query}`, { headers, signal: controller.signal })
+  if (lastEventId !== undefined) headers['last-event-id'] = lastEventId
+  const res = await fetch(streamUrl, { headers, signal: controller.signal })
   const reader: EventsReader = {
     status: res.status,
     headers: res.headers,
@@ -183,6 +194,21 @@ export const openEvents = async (url: string, docId: string, options: EventsOpti
   void pump()
   onCleanup(() => reader.close())
   return reader
+}
+
+/** An event of a multiplexed stream, split into its document, the document's event ID, and its data. */
+export interface TaggedEvent {
+  event: string
+  docId: string
+  docEventId: string | undefined
+  data: string
+}
+
+/** Splits the document tag off a multiplexed stream's event. */
+export const untag = ({ event, data }: EventSourceMessage): TaggedEvent => {
+  const lineEnd = data.indexOf('\n')
+  const [docId = '', docEventId] = data.slice(0, lineEnd).split(' ')
+  return { event: event ?? 'message', docId, docEventId, data: data.slice(lineEnd + 1) }
 }
 
 /** A document fed by an events reader: applies sync and update events as they arrive. */

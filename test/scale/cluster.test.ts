@@ -128,4 +128,11 @@ describe('on a three-node Redis Cluster', () => {
     await appendUpdate(a.url, docId, writer.updates.at(-1) as Uint8Array)
     await waitFor(() => live.getText('t').toString() === writer.doc.getText('t').toString())
   })
+
+  it('answers the change feed with 501: its keys cannot share a slot with every document', async () => {
+    const [a] = await instances(1) as [TestServer]
+    const res = await fetch(`${a.url}/changes`)
+    expect(res.status).toBe(501)
+    expect(((await res.json()) as { error: { code: string } }).error.code).toBe('not-implemented')
+  })
 })

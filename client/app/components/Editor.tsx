@@ -53,7 +53,9 @@ export const Editor = ({ docId, user, onProvider }: EditorProps): JSX.Element =>
     const doc = new Y.Doc()
     yjsDocMap.set(id, doc)
     const token = tokenFromUrl(new URL(window.location.href))
-    const provider: EditorProvider = new SseProvider(window.location.origin, id, doc, { connect: false, ...(token === undefined ? {} : { token }) })
+    // One document per page, so nothing to share a stream with; a stream of its own also resumes
+    // with the document's state vector, which a shared stream does not take.
+    const provider: EditorProvider = new SseProvider(window.location.origin, id, doc, { connect: false, multiplex: false, ...(token === undefined ? {} : { token }) })
     // Checked on every sync (reconnects too): seeding a document that has content does nothing.
     provider.on('sync', synced => { if (synced) seedIfEmpty(doc) })
     setProvider(provider)
