@@ -265,6 +265,7 @@ describe('slow readers', () => {
     const stream = readAll(res)
     const doc = new Y.Doc()
     let parsed = 0
+    // Generous timeout: 10 MiB of base64 to decode while the rest of the suite loads both cores.
     await waitFor(() => {
       // Apply the complete events received since the last look (the last part may still be arriving).
       const body = stream.body()
@@ -275,9 +276,9 @@ describe('slow readers', () => {
       }
       parsed = end + 2
       return doc.getText('t').length === text.length
-    }, { timeout: 20_000, message: 'reader never caught up' })
+    }, { timeout: 50_000, message: () => `reader has ${doc.getText('t').length} of ${text.length} characters; stream ended: ${stream.ended()}; ${stream.body().length} bytes received` })
     expect(doc.getText('t').toString()).toBe(text.toString())
     expect(stream.ended()).toBe(false)
     expect(updateEvents(stream.body())).toBeLessThan(total)
-  })
+  }, 60_000)
 })
