@@ -9,7 +9,7 @@ import { CHANGES_PREFIX_PARAM, ChangesEvent, type ChangeEventData, type ResetEve
 import { ErrorCode, ProtocolError } from '../shared/errors.js'
 import { STREAM_START, compareStreamIds, formatEventId, parseEventId, type StreamId } from './store/history.js'
 import { msOfStreamId, type ChangeFeed, type FeedRead } from './store/change-feed.js'
-import { SseWriter, eventStreamHeaders } from './sse.js'
+import { openEventStream, type SseWriter } from './sse.js'
 import type { EventsStreamOptions } from './events-stream.js'
 import type { Grant } from './auth.js'
 import type { RouteContext } from './routes.js'
@@ -67,14 +67,7 @@ export const getChanges = async (ctx: Context, request: ChangesRequest, routes: 
     ctx.set('Retry-After', '5')
     throw new ProtocolError(ErrorCode.tooManyRequests, `at most ${options.maxStreamsPerClient} open streams per client`)
   }
-  ctx.respond = false
-  if (ctx.req.httpVersionMajor < 2) {
-    ctx.req.socket.setNoDelay(true)
-    ctx.req.socket.setTimeout(0)
-  }
-  ctx.res.writeHead(200, eventStreamHeaders(ctx.req.httpVersionMajor))
-  const metrics = options.metrics
-  const writer = new SseWriter(ctx.res, metrics === null ? undefined : (event, bytes) => metrics.eventSent(event, bytes))
+  const writer = openEventStream(ctx, options.metrics)
   const stream = new ChangesStream(feed, request.prefix, from, writer, options, options.logger)
   streams.add(stream)
   ctx.res.once('close', () => {

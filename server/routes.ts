@@ -11,7 +11,7 @@ import { checkStateVector, type ResumePoint } from './store/history.js'
 import { validateUpdate } from './validate.js'
 import { EventsStream, singleDocumentFraming, type StreamFraming, type StreamedDocument } from './events-stream.js'
 import { MultiplexFraming, positionsOf } from './multiplex.js'
-import { SseWriter, eventStreamHeaders } from './sse.js'
+import { openEventStream, type SseWriter } from './sse.js'
 import type { SyncServerOptions } from './options.js'
 import type { Access, Grant } from './auth.js'
 import { RateLimiter, StreamCounter } from './limits.js'
@@ -190,16 +190,8 @@ const streamEvents = async (
     ctx.set('Retry-After', '5')
     throw new ProtocolError(ErrorCode.tooManyRequests, `at most ${options.maxStreamsPerClient} open streams per client`)
   }
-  // From here on we write the response ourselves: headers now, events as they come.
-  ctx.respond = false
-  if (ctx.req.httpVersionMajor < 2) {
-    // HTTP/2 streams share one socket, which the compatibility API does not let us touch.
-    ctx.req.socket.setNoDelay(true)
-    ctx.req.socket.setTimeout(0)
-  }
-  ctx.res.writeHead(200, eventStreamHeaders(ctx.req.httpVersionMajor))
   const metrics = options.metrics
-  const writer = new SseWriter(ctx.res, metrics === null ? undefined : (event, bytes) => metrics.eventSent(event, bytes))
+  const writer = openEventStream(ctx, metrics)
   const stream = new EventsStream(options.store, docs, writer, framingOf(writer), options, options.logger)
   streams.add(stream)
   for (const { docId } of docs) metrics?.streamOpened(docId)

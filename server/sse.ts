@@ -4,6 +4,8 @@
  * contain CR or LF (field injection).
  */
 import type { ServerResponse } from 'node:http'
+import type { Context } from 'koa'
+import type { Metrics } from './metrics.js'
 
 /** One SSE event. */
 export interface SseMessage {
@@ -110,4 +112,19 @@ export class SseWriter {
     this.ended = true
     this.res.end()
   }
+}
+
+/**
+ * Takes the response out of Koa's hands and starts an event stream on it: headers at once, events
+ * as they come. Nothing reaches the client until Koa's middleware resolves otherwise.
+ */
+export const openEventStream = (ctx: Context, metrics: Metrics | null): SseWriter => {
+  ctx.respond = false
+  if (ctx.req.httpVersionMajor < 2) {
+    // HTTP/2 streams share one socket, which the compatibility API does not let us touch.
+    ctx.req.socket.setNoDelay(true)
+    ctx.req.socket.setTimeout(0)
+  }
+  ctx.res.writeHead(200, eventStreamHeaders(ctx.req.httpVersionMajor))
+  return new SseWriter(ctx.res, metrics === null ? undefined : (event, bytes) => metrics.eventSent(event, bytes))
 }
