@@ -66,7 +66,17 @@ export const readMultiplexedStream = (
   retry: (ms: number) => void,
   moved: (streamEventId: string) => void,
   abort: AbortController
-): Promise<void> => readEvents(body, ({ event, id, data }) => {
+): Promise<void> => readEvents(body, message => dispatchMultiplexed(message, handlersOf, moved), retry, abort)
+
+/**
+ * Hands one event of a multiplexed stream to the handlers of the document it is tagged with, then
+ * tells `moved` the stream's event ID; throws on a malformed event or when a handler throws.
+ */
+export const dispatchMultiplexed = (
+  { event, id, data }: EventSourceMessage,
+  handlersOf: (docId: string) => EventStreamHandlers | undefined,
+  moved: (streamEventId: string) => void
+): void => {
   // `<docId>[ <document event ID>]`, a line break, then the single-document stream's data.
   const lineEnd = data.indexOf('\n')
   if (lineEnd < 0) throw new TypeError(`${event ?? 'message'} event without a document tag`)
@@ -74,7 +84,7 @@ export const readMultiplexedStream = (
   const handlers = handlersOf(docId)
   if (handlers !== undefined) dispatch(handlers, event, docEventId, data.slice(lineEnd + 1))
   if (id !== undefined) moved(id)
-}, retry, abort)
+}
 
 /**
  * Reads any event stream of the protocol (also `GET /changes`) until the server ends it (resolves)

@@ -12,6 +12,7 @@ import { sleep } from './backoff.js'
 import { ReconnectPolicy } from './reconnect.js'
 import { readEventStream, type EventStreamHandlers } from './event-stream.js'
 import { StreamHub, type HubIdentity, type HubMember } from './stream-hub.js'
+import { TabStreamHub, tabSharingAvailable } from './tab-stream.js'
 import { Outbox } from './outbox.js'
 import { AwarenessSync } from './awareness-sync.js'
 import { Transport, failureOf, networkFailure, type ConnectionError, type RequestFailure, type TokenSource } from './transport.js'
@@ -71,9 +72,11 @@ export interface SseProviderOptions {
   /**
    * Share one event stream (`GET /events`) with the other providers of this server that have the
    * same `params`, `headers`, `token` and `fetch`. Default `true`; `false` gives the provider a
-   * stream of its own (`GET /docs/:docId/events`).
+   * stream of its own (`GET /docs/:docId/events`). `'tabs'` also shares it with the other tabs of
+   * the origin that use `'tabs'` (one tab reads the stream for all), where the browser has Web
+   * Locks and `BroadcastChannel`; elsewhere it means `true`.
    */
-  multiplex: boolean
+  multiplex: boolean | 'tabs'
 }
 
 /** Defaults of {@link SseProviderOptions}. */
@@ -172,6 +175,8 @@ export class SseProvider<State extends object = any> extends ObservableV2<SsePro
   private syncWaiters: Deferred[] = []
   /** Who this provider may share a stream with; `null` once it reads a stream of its own. */
   private shared: HubIdentity | null
+  /** Whether the shared stream is shared with the other tabs too. */
+  private readonly acrossTabs: boolean
   /** The stream's events, whether the provider reads a stream of its own or a shared one. */
   private readonly handlers: EventStreamHandlers = {
     sync: (update, stateVector, eventId) => {
@@ -216,7 +221,8 @@ export class SseProvider<State extends object = any> extends ObservableV2<SsePro
       },
       failed: error => this.reportRetry(error)
     }
-    this.shared = resolved.multiplex ? { serverUrl, params: resolved.params, headers: resolved.headers, token: resolved.token, fetch: resolved.fetch } : null
+    this.acrossTabs = resolved.multiplex === 'tabs' && tabSharingAvailable()
+    this.shared = resolved.multiplex !== false ? { serverUrl, params: resolved.params, headers: resolved.headers, token: resolved.token, fetch: resolved.fetch } : null
     this.outbox = new Outbox({
       post: update => this.transport.post('updates', update),
       failed: error => this.emit('connection-error', [error]),
@@ -358,7 +364,8 @@ export class SseProvider<State extends object = any> extends ObservableV2<SsePro
    * when the hub sends it away, it goes on with a stream of its own, for good.
    */
   private async joinSharedStream (identity: HubIdentity, attempt: AbortController): Promise<AttemptEnd> {
-    const end = await StreamHub.for(identity, this.transport, this.maxBackoffTime).attach(this.member, attempt.signal)
+    const hub = this.acrossTabs ? TabStreamHub.for(identity, this.transport, this.maxBackoffTime) : StreamHub.for(identity, this.transport, this.maxBackoffTime)
+    const end = await hub.attach(this.member, attempt.signal)
     if (end.kind !== 'solo') return end
     this.shared = null
     return this.openStream(attempt)

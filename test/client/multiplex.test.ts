@@ -43,6 +43,15 @@ describe('providers sharing one stream', () => {
     expect(last?.lastEventId).toMatch(/^[A-Za-z0-9_-]{16}\.\d+$/)
   })
 
+  it("takes multiplex: 'tabs' for true where tabs cannot share a stream (no Web Locks, no BroadcastChannel)", async () => {
+    const server = await startServer()
+    const log = new RequestLog()
+    const docIds = [uniqueDocId('tabs'), uniqueDocId('tabs')]
+    const [a, b] = docIds.map(docId => provider(server, docId, { fetch: log.fetch, multiplex: 'tabs' })) as [SseProvider, SseProvider]
+    await Promise.all([a.whenSynced(), b.whenSynced()])
+    expect(streamsOf(log)).toEqual([{ docs: docIds, lastEventId: null }])
+  })
+
   it('keeps delivering to the other documents while documents join and leave', async () => {
     const server = await startServer()
     const log = new RequestLog()

@@ -56,6 +56,10 @@ export interface OpenOptions {
   /** The user the page remembers (as if chosen earlier); a random one otherwise. */
   user?: User
   viewport?: { width: number; height: number }
+  /** Open the page in this context (tabs sharing storage, locks and channels) instead of a fresh one. */
+  context?: BrowserContext
+  /** Share one event stream with the context's other tabs (the editor's `?tabs`). */
+  tabs?: boolean
 }
 
 /**
@@ -65,10 +69,14 @@ export interface OpenOptions {
  */
 export const settle = (page: Page): Promise<unknown> => page.evaluate(() => new Promise(resolve => requestAnimationFrame(() => setTimeout(resolve))))
 
-/** Opens the editor on `docId` in a fresh browser context (its own storage), closed after the test. */
+/** Opens the editor on `docId` in a fresh browser context (its own storage) unless given one, closed after the test. */
 export const openEditor = async (browser: Browser, serverUrl: string, docId: string, options: OpenOptions = {}): Promise<EditorPage> => {
-  const context = await browser.newContext({ viewport: options.viewport ?? { width: 1100, height: 720 } })
-  onCleanup(() => context.close())
+  let context = options.context
+  if (context === undefined) {
+    const own = await browser.newContext({ viewport: options.viewport ?? { width: 1100, height: 720 } })
+    onCleanup(() => own.close())
+    context = own
+  }
   if (options.user !== undefined) {
     // Init scripts run on every load: only the first may set it, or a reload would undo a rename.
     await context.addInitScript(user => {
@@ -105,7 +113,7 @@ export const openEditor = async (browser: Browser, serverUrl: string, docId: str
       return { connection: await page.locator('.connection').innerText(), saved: await page.locator('.saved').innerText() }
     }
   }
-  await page.goto(`${serverUrl}/?doc=${encodeURIComponent(docId)}`)
+  await page.goto(`${serverUrl}/?doc=${encodeURIComponent(docId)}${options.tabs === true ? '&tabs' : ''}`)
   await editor.saved()
   // The seed (or the document's content) is in the editor: it can take input now.
   await waitFor(async () => (await input.locator(':scope > *').count()) > 0, { message: 'the editor never showed the document' })

@@ -54,8 +54,11 @@ export const Editor = ({ docId, user, onProvider }: EditorProps): JSX.Element =>
     yjsDocMap.set(id, doc)
     const token = tokenFromUrl(new URL(window.location.href))
     // One document per page, so nothing to share a stream with; a stream of its own also resumes
-    // with the document's state vector, which a shared stream does not take.
-    const provider: EditorProvider = new SseProvider(window.location.origin, id, doc, { connect: false, multiplex: false, ...(token === undefined ? {} : { token }) })
+    // with the document's state vector, which a shared stream does not take. `?tabs` shares one
+    // stream among the tabs instead, for many tabs open at once (browsers allow about six
+    // connections per origin over HTTP/1.1).
+    const multiplex = new URL(window.location.href).searchParams.has('tabs') ? 'tabs' : false
+    const provider: EditorProvider = new SseProvider(window.location.origin, id, doc, { connect: false, multiplex, ...(token === undefined ? {} : { token }) })
     // Checked on every sync (reconnects too): seeding a document that has content does nothing.
     provider.on('sync', synced => { if (synced) seedIfEmpty(doc) })
     setProvider(provider)
