@@ -49,48 +49,22 @@ interface Attached {
 }
 
 /** Reason of the abort that reopens the stream for a new set of members. */
-const MEMBERS_CHANGED = new Error('the set of documents changed')
+export const MEMBERS_CHANGED = new Error('the set of documents changed')
 
 /** Delay before resuming a stream the server ended, when it sent no `retry:`. */
-const DEFAULT_RETRY_MS = 1000
+export const DEFAULT_RETRY_MS = 1000
 
-const sameIdentity = (a: HubIdentity, b: HubIdentity): boolean =>
+/** Whether two providers may share a stream: same server, parameters and credentials. */
+export const sameIdentity = (a: HubIdentity, b: HubIdentity): boolean =>
   a.serverUrl === b.serverUrl && a.token === b.token && a.fetch === b.fetch &&
   JSON.stringify(a.params) === JSON.stringify(b.params) && JSON.stringify(a.headers) === JSON.stringify(b.headers)
 
 /** Hubs with members; a hub leaves this list when its last member does. */
 const hubs: StreamHub[] = []
 
-/** Shares one multiplexed event stream among the providers of one server and credentials. */
-export class StreamHub {
-  private readonly members = new Map<string, Attached>()
-  /** The multiplexed stream's last event ID: it resumes every member that stays. */
-  private lastEventId: string | null = null
-  private retryMs = DEFAULT_RETRY_MS
-  private attempt: AbortController | null = null
-  /** Whether the current attempt is opening or reading a stream (not waiting to retry). */
-  private streaming = false
-  private running = false
-  private reopenQueued = false
-
-  private constructor (
-    private readonly identity: HubIdentity,
-    private readonly transport: Transport,
-    private readonly maxBackoffTime: number
-  ) {}
-
-  /**
-   * The hub for `identity`, created on first use with the transport and backoff bound of the
-   * provider that asks first (providers with the same identity send the same requests).
-   */
-  static for (identity: HubIdentity, transport: Transport, maxBackoffTime: number): StreamHub {
-    let hub = hubs.find(h => sameIdentity(h.identity, identity))
-    if (hub === undefined) {
-      hub = new StreamHub(identity, transport, maxBackoffTime)
-      hubs.push(hub)
-    }
-    return hub
-  }
+/** The documents following a shared stream, each until its provider lets go or the stream sends it away. */
+export abstract class MemberSet {
+  protected readonly members = new Map<string, Attached>()
 
   /** Follows the member's document on the shared stream until `signal` aborts or the hub sends it away. */
   attach (member: HubMember, signal: AbortSignal): Promise<HubEnd> {
@@ -110,7 +84,7 @@ export class StreamHub {
     })
   }
 
-  private detach (docName: string, end: HubEnd): void {
+  protected detach (docName: string, end: HubEnd): void {
     const attached = this.members.get(docName)
     if (attached === undefined) return
     this.members.delete(docName)
@@ -118,12 +92,48 @@ export class StreamHub {
     this.membersChanged()
   }
 
+  /** Reacts to a member joining or leaving. */
+  protected abstract membersChanged (): void
+}
+
+/** Shares one multiplexed event stream among the providers of one server and credentials. */
+export class StreamHub extends MemberSet {
+  /** The multiplexed stream's last event ID: it resumes every member that stays. */
+  private lastEventId: string | null = null
+  private retryMs = DEFAULT_RETRY_MS
+  private attempt: AbortController | null = null
+  /** Whether the current attempt is opening or reading a stream (not waiting to retry). */
+  private streaming = false
+  private running = false
+  private reopenQueued = false
+
+  private constructor (
+    private readonly identity: HubIdentity,
+    private readonly transport: Transport,
+    private readonly maxBackoffTime: number
+  ) {
+    super()
+  }
+
+  /**
+   * The hub for `identity`, created on first use with the transport and backoff bound of the
+   * provider that asks first (providers with the same identity send the same requests).
+   */
+  static for (identity: HubIdentity, transport: Transport, maxBackoffTime: number): StreamHub {
+    let hub = hubs.find(h => sameIdentity(h.identity, identity))
+    if (hub === undefined) {
+      hub = new StreamHub(identity, transport, maxBackoffTime)
+      hubs.push(hub)
+    }
+    return hub
+  }
+
   /**
    * Reopens the stream with the new set, once for all the members that join or leave in the same
    * tick (providers created together share the first connection). A hub waiting to retry after a
    * failure keeps waiting: new members join its next attempt.
    */
-  private membersChanged (): void {
+  protected membersChanged (): void {
     if (this.members.size === 0) {
       this.attempt?.abort(MEMBERS_CHANGED)
       const index = hubs.indexOf(this)

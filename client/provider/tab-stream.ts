@@ -14,7 +14,7 @@ import { Param } from '../../shared/protocol.js'
 import { sleep } from './backoff.js'
 import { dispatchMultiplexed, readEvents } from './event-stream.js'
 import { ReconnectPolicy } from './reconnect.js'
-import type { HubEnd, HubIdentity, HubMember } from './stream-hub.js'
+import { DEFAULT_RETRY_MS, MEMBERS_CHANGED, MemberSet, sameIdentity, type HubIdentity } from './stream-hub.js'
 import { failureOf, networkFailure, type ConnectionError, type RequestFailure, type Transport } from './transport.js'
 
 /** What tabs tell each other on the channel. */
@@ -37,26 +37,14 @@ export const tabSharingAvailable = (): boolean =>
   typeof BroadcastChannel === 'function' && typeof navigator !== 'undefined' &&
   typeof (navigator as Partial<Navigator>).locks?.request === 'function'
 
-interface Attached {
-  member: HubMember
-  leave: (end: HubEnd) => void
-}
-
-const MEMBERS_CHANGED = new Error('the set of documents changed')
-const DEFAULT_RETRY_MS = 1000
 
 /** Tab hubs with members, by identity (token and `fetch` compared by identity within the tab). */
 const hubs: { identity: HubIdentity; hub: TabStreamHub }[] = []
 
-const sameIdentity = (a: HubIdentity, b: HubIdentity): boolean =>
-  a.serverUrl === b.serverUrl && a.token === b.token && a.fetch === b.fetch &&
-  JSON.stringify(a.params) === JSON.stringify(b.params) && JSON.stringify(a.headers) === JSON.stringify(b.headers)
-
 /** Shares one multiplexed event stream among the providers of every tab of the origin. */
-export class TabStreamHub {
+export class TabStreamHub extends MemberSet {
   private readonly tab = `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`
   private readonly name: string
-  private readonly members = new Map<string, Attached>()
   /** The other tabs' documents. */
   private readonly others = new Map<string, [string, number][]>()
   private readonly channel: BroadcastChannel
@@ -76,6 +64,7 @@ export class TabStreamHub {
   private streamDocs = ''
 
   private constructor (identity: HubIdentity, private readonly transport: Transport, private readonly maxBackoffTime: number) {
+    super()
     this.name = `y-sse:${JSON.stringify([identity.serverUrl, identity.params, identity.headers])}`
     this.channel = new BroadcastChannel(this.name)
     this.channel.onmessage = (event: MessageEvent<TabMessage>) => this.receive(event.data)
@@ -95,32 +84,7 @@ export class TabStreamHub {
     return entry.hub
   }
 
-  /** Follows the member's document on the shared stream until `signal` aborts or the hub sends it away. */
-  attach (member: HubMember, signal: AbortSignal): Promise<HubEnd> {
-    if (this.members.has(member.docName) || signal.aborted) return Promise.resolve(signal.aborted ? { kind: 'aborted' } : { kind: 'solo' })
-    return new Promise(resolve => {
-      const onAbort = (): void => this.detach(member.docName, { kind: 'aborted' })
-      this.members.set(member.docName, {
-        member,
-        leave: end => {
-          signal.removeEventListener('abort', onAbort)
-          resolve(end)
-        }
-      })
-      signal.addEventListener('abort', onAbort)
-      this.membersChanged()
-    })
-  }
-
-  private detach (docName: string, end: HubEnd): void {
-    const attached = this.members.get(docName)
-    if (attached === undefined) return
-    this.members.delete(docName)
-    attached.leave(end)
-    this.membersChanged()
-  }
-
-  private membersChanged (): void {
+  protected membersChanged (): void {
     if (this.members.size === 0) {
       this.close()
       return
