@@ -99,8 +99,12 @@ export const openEditor = async (browser: Browser, serverUrl: string, docId: str
     // Blocks' text, one a line (innerText would add blank lines between paragraphs, and one for an empty one).
     text: async () => (await input.locator(':scope > *').allTextContents()).join('\n'),
     async typeAtEnd (text) {
+      // Under load, a remote update can re-render the paragraph between the click and the keys:
+      // let Lexical take the selection before typing, or the keys land nowhere.
       await input.click()
+      await settle(page)
       await page.keyboard.press('Control+End')
+      await settle(page)
       await page.keyboard.type(text)
     },
     async saved () {
