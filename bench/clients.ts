@@ -18,6 +18,7 @@ import { SseProvider } from '../client/index.js'
 import { BINARY_CONTENT_TYPE, routes, SseEvent, type SyncEventData } from '../shared/protocol.js'
 import { fromBase64 } from '../shared/codec.js'
 import type { BenchServer } from './servers.js'
+import { ConvergenceError } from './workload.js'
 
 /** A provider-backed client of any system. */
 export interface SyncClient {
@@ -75,7 +76,8 @@ const instrumentedFetch = (observed: Observed, observeSync: boolean): typeof fet
   const parser = createParser({
     onEvent: ({ event, data }) => {
       if (event !== SseEvent.sync) return
-      const sync = JSON.parse(data) as SyncEventData
+      // Providers share a multiplexed stream by default, whose events start with a document tag line.
+      const sync = JSON.parse(data.startsWith('{') ? data : data.slice(data.indexOf('\n') + 1)) as SyncEventData
       observed.sync = { bytes: fromBase64(sync.update).length, kind: sync.resume }
     }
   })
@@ -96,7 +98,21 @@ const onceTrue = (check: () => boolean, subscribe: (listener: () => void) => voi
   })
 
 /** Creates a connected provider client of `system` on document `docId`; `observeSync` records {@link SyncClient.lastSync}. */
-export const syncClient = (server: BenchServer, docId: string, { observeSync = false } = {}): SyncClient => {
+export const syncClient = (server: BenchServer, docId: string, options: { observeSync?: boolean } = {}): SyncClient => {
+  const client = providerClient(server, docId, options)
+  // A client that never syncs must fail the run, not hang it.
+  return { ...client, whenSynced: () => withTimeout(client.whenSynced(), SYNC_TIMEOUT_MS, `${server.system} client of ${docId} not synced`) }
+}
+
+const SYNC_TIMEOUT_MS = 60_000
+
+const withTimeout = <T>(promise: Promise<T>, ms: number, what: string): Promise<T> => {
+  let timer: ReturnType<typeof setTimeout> | undefined
+  const timeout = new Promise<never>((_resolve, reject) => { timer = setTimeout(() => reject(new ConvergenceError(`${what} within ${ms / 1000} s`)), ms) })
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer))
+}
+
+const providerClient = (server: BenchServer, docId: string, { observeSync = false }: { observeSync?: boolean }): SyncClient => {
   const observed: Observed = { sent: 0, sync: null }
   const doc = new Y.Doc()
   const common = { doc, messagesSent: () => observed.sent, lastSync: () => observed.sync }

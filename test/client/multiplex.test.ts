@@ -78,6 +78,24 @@ describe('providers sharing one stream', () => {
     await waitFor(() => text(staying) === 'abcd')
   })
 
+  it('two providers of one document on one stream: one disconnects, misses edits, reconnects and catches up', async () => {
+    const server = await startServer()
+    const docId = uniqueDocId('same')
+    const writer = provider(server, docId)
+    const client = provider(server, docId)
+    await Promise.all([writer.whenSynced(), client.whenSynced()])
+    writer.doc.getText('t').insert(0, 'before')
+    await waitFor(() => text(client) === 'before')
+    client.disconnect()
+    writer.doc.getText('t').insert(6, ', missed')
+    await waitAcked(writer)
+    void client.connect()
+    await client.whenSynced()
+    await waitFor(() => text(client) === 'before, missed')
+    writer.doc.getText('t').insert(0, 'live: ')
+    await waitFor(() => text(client) === 'live: before, missed')
+  })
+
   it('keeps presence per document', async () => {
     const server = await startServer()
     const [x, y] = [uniqueDocId('px'), uniqueDocId('py')]
