@@ -8,6 +8,7 @@ import { ErrorCode, ProtocolError } from '../shared/errors.js'
 import { fromBase64Url } from '../shared/codec.js'
 import { decodeAwarenessEntries } from '../shared/awareness.js'
 import { checkStateVector, type ResumePoint } from './store/history.js'
+import type { StreamPositions } from './store/types.js'
 import { validateUpdate } from './validate.js'
 import { EventsStream, singleDocumentFraming, type StreamFraming, type StreamedDocument } from './events-stream.js'
 import { MultiplexFraming, positionsOf } from './multiplex.js'
@@ -143,16 +144,35 @@ const lastEventIdOf = (ctx: Context): string | undefined => {
   return lastEventId
 }
 
+const isGiven = (value: string | undefined): value is string => value !== undefined && value !== ''
+
+/** A base64url state vector from the query; `400 bad-state-vector` when it is not one. */
+const stateVectorOf = (sv: string, name: string): Uint8Array => {
+  try {
+    return checkStateVector(fromBase64Url(sv))
+  } catch (cause) {
+    throw new ProtocolError(ErrorCode.badStateVector, `${name} is not a base64url Yjs state vector: ${(cause as Error).message}`, { cause })
+  }
+}
+
 const resumePointOf = (ctx: Context): ResumePoint => {
   const lastEventId = lastEventIdOf(ctx)
   const sv = ctx.query[Param.stateVector]
   if (sv === undefined || sv === '') return { lastEventId }
-  try {
-    if (typeof sv !== 'string') throw new TypeError('given more than once')
-    return { lastEventId, stateVector: checkStateVector(fromBase64Url(sv)) }
-  } catch (cause) {
-    throw new ProtocolError(ErrorCode.badStateVector, `sv is not a base64url Yjs state vector: ${(cause as Error).message}`, { cause })
-  }
+  if (typeof sv !== 'string') throw new ProtocolError(ErrorCode.badStateVector, 'sv is given more than once')
+  return { lastEventId, stateVector: stateVectorOf(sv, Param.stateVector) }
+}
+
+/**
+ * A per-document list of a multiplexed stream's query (`awareness`, `lastEventIds`, `svs`): one
+ * entry per document in the order of `docs`, empty entries for none; all empty when absent.
+ */
+const perDocument = (ctx: Context, name: string, count: number, code: ErrorCode, what: string): string[] => {
+  const raw = queryValue(ctx, name, code, `give ${name} once, as a comma-separated list with ${what}`)
+  if (raw === '') return Array.from({ length: count }, () => '')
+  const entries = raw.split(',')
+  if (entries.length !== count) throw new ProtocolError(code, `give one entry in ${name} per document (${what})`)
+  return entries
 }
 
 const BAD_AWARENESS_ID = 'awareness must be the client\'s numeric awareness clientID'
@@ -214,17 +234,25 @@ const getMultiplexedEvents = async (ctx: Context, routes: RouteContext): Promise
   if (docIds.length > MAX_STREAM_DOCS) throw new ProtocolError(ErrorCode.badDocId, `at most ${MAX_STREAM_DOCS} documents per stream`)
   for (const docId of docIds) docIdOf(docId)
   if (new Set(docIds).size !== docIds.length) throw new ProtocolError(ErrorCode.badDocId, 'a document is listed twice')
-  const rawAwareness = queryValue(ctx, Param.awareness, ErrorCode.badAwarenessId, BAD_AWARENESS_ID)
-  const awarenessIds = rawAwareness === '' ? docIds.map(() => null) : rawAwareness.split(',').map(parseAwarenessId)
-  if (awarenessIds.length !== docIds.length) throw new ProtocolError(ErrorCode.badAwarenessId, 'give one awareness clientID (or none) per document')
+  const awarenessIds = perDocument(ctx, Param.awareness, docIds.length, ErrorCode.badAwarenessId, 'the numeric awareness clientID or nothing')
+    .map(parseAwarenessId)
+  const ownIds = perDocument(ctx, Param.lastEventIds, docIds.length, ErrorCode.badEventId, 'an event ID or nothing')
+  for (const id of ownIds) if (id !== '' && !isValidEventId(id)) throw new ProtocolError(ErrorCode.badEventId, 'event IDs are at most 128 characters of A-Z a-z 0-9 . _ -')
+  const stateVectors = perDocument(ctx, Param.stateVectors, docIds.length, ErrorCode.badStateVector, 'a base64url state vector or nothing')
+    .map(sv => sv === '' ? undefined : stateVectorOf(sv, Param.stateVectors))
   const lastEventId = lastEventIdOf(ctx)
   const { options } = routes
   const grants = await Promise.all(docIds.map(docId => authorize(ctx, docId, 'read', options)))
   const client = grants[0]?.subject ?? ctx.ip
   rateLimit(ctx, client, routes)
+  // The stream's resume point (what a native EventSource sends) first, then each document's own.
   const known = await positionsOf(options.store, lastEventId) ?? {}
-  const initial = Object.fromEntries(docIds.flatMap(docId => known[docId] === undefined ? [] : [[docId, known[docId]]]))
-  const docs = docIds.map((docId, i) => ({ docId, from: { lastEventId: initial[docId] }, awarenessId: awarenessIds[i] ?? null }))
+  const initial: StreamPositions = {}
+  docIds.forEach((docId, i) => {
+    const position = known[docId] ?? ownIds[i]
+    if (isGiven(position)) initial[docId] = position
+  })
+  const docs = docIds.map((docId, i) => ({ docId, from: { lastEventId: initial[docId], stateVector: stateVectors[i] }, awarenessId: awarenessIds[i] ?? null }))
   const expiries = grants.flatMap(grant => grant.expiresAt === undefined ? [] : [grant.expiresAt])
   const expiresAt = expiries.length === 0 ? undefined : Math.min(...expiries)
   await streamEvents(ctx, docs, client, expiresAt, routes, writer => new MultiplexFraming(writer, options.store, initial))

@@ -76,7 +76,11 @@ export const Param = {
   stateVector: 'sv',
   awareness: 'awareness',
   /** The documents of a multiplexed stream, comma-separated. */
-  docs: 'docs'
+  docs: 'docs',
+  /** Per document of a multiplexed stream, in the order of `docs`: its own last event ID (empty for none). */
+  lastEventIds: 'lastEventIds',
+  /** Per document of a multiplexed stream, in the order of `docs`: its state vector, base64url (empty for none). */
+  stateVectors: 'svs'
 } as const
 
 /** Most documents one multiplexed stream (`GET /events`) may carry. */

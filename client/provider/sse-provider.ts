@@ -11,7 +11,7 @@ import { toBase64Url } from '../../shared/codec.js'
 import { sleep } from './backoff.js'
 import { ReconnectPolicy } from './reconnect.js'
 import { readEventStream, type EventStreamHandlers } from './event-stream.js'
-import { StreamHub, type HubIdentity, type HubMember } from './stream-hub.js'
+import { StreamHub, type HubIdentity, type HubMember, type ResumePoint } from './stream-hub.js'
 import { TabStreamHub, tabSharingAvailable } from './tab-stream.js'
 import { Outbox } from './outbox.js'
 import { AwarenessSync } from './awareness-sync.js'
@@ -213,6 +213,7 @@ export class SseProvider<State extends object = any> extends ObservableV2<SsePro
     this.member = {
       docName,
       awarenessId: () => this.awareness.clientID,
+      resumePoint: () => this.resumePoint(),
       handlers: this.handlers,
       connecting: () => {
         // As between two attempts of a stream of its own: a synced provider goes through 'disconnected'.
@@ -398,11 +399,17 @@ export class SseProvider<State extends object = any> extends ObservableV2<SsePro
 
   /** Where this client stands: the last event ID, its awareness ID, and its state vector when short enough. */
   private resumeQuery (): Record<string, string> {
+    const { lastEventId, stateVector } = this.resumePoint()
     const query: Record<string, string> = { [Param.awareness]: String(this.awareness.clientID) }
-    if (this.lastEventId !== null) query[Param.lastEventId] = this.lastEventId
-    const stateVector = toBase64Url(Y.encodeStateVector(this.doc))
-    if (stateVector.length <= MAX_STATE_VECTOR_PARAM) query[Param.stateVector] = stateVector
+    if (lastEventId !== null) query[Param.lastEventId] = lastEventId
+    if (stateVector !== null) query[Param.stateVector] = stateVector
     return query
+  }
+
+  /** The last event ID applied, and the state vector (base64url) unless it is too long for a URL. */
+  private resumePoint (): ResumePoint {
+    const stateVector = toBase64Url(Y.encodeStateVector(this.doc))
+    return { lastEventId: this.lastEventId, stateVector: stateVector.length <= MAX_STATE_VECTOR_PARAM ? stateVector : null }
   }
 
   private applyRemote (update: Uint8Array, eventId: string): void {

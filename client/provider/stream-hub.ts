@@ -4,8 +4,8 @@
  * one per document (browsers allow about six per origin over HTTP/1.1, shared by all tabs).
  *
  * The hub runs the connection loop for its members. A member that joins or leaves makes it
- * reopen the stream with the new set; the stream's last event ID resumes every document that
- * stays from its own position, so none of them loses an update.
+ * reopen the stream with the new set; every document resumes from its provider's own last event ID
+ * and state vector, so none of them loses an update and none gets more than it lacks.
  */
 import { Param } from '../../shared/protocol.js'
 import { sleep } from './backoff.js'
@@ -13,11 +13,21 @@ import { readMultiplexedStream, type EventStreamHandlers } from './event-stream.
 import { ReconnectPolicy } from './reconnect.js'
 import { failureOf, networkFailure, type ConnectionError, type RequestFailure, type TokenSource, type Transport } from './transport.js'
 
+/** Where a member's document stands, as sent when a stream (re)opens. */
+export interface ResumePoint {
+  /** The document's last event ID the member applied. */
+  lastEventId: string | null
+  /** Its state vector, base64url; `null` when too long for a URL. */
+  stateVector: string | null
+}
+
 /** A provider's share of a hub. */
 export interface HubMember {
   docName: string
   /** The awareness client ID reading the document, for the server's presence retraction. */
   awarenessId(): number
+  /** Where the document stands: every (re)opened stream resumes each document from its own point. */
+  resumePoint(): ResumePoint
   handlers: EventStreamHandlers
   /** The shared stream is being (re)opened: the member is not synced until its next sync event. */
   connecting(): void
@@ -50,6 +60,9 @@ interface Attached {
 
 /** Reason of the abort that reopens the stream for a new set of members. */
 export const MEMBERS_CHANGED = new Error('the set of documents changed')
+
+/** The `svs` parameter is left out beyond this length: a request line of a few KB passes every proxy. */
+const MAX_STATE_VECTORS_PARAM = 4096
 
 /** Delay before resuming a stream the server ended, when it sent no `retry:`. */
 export const DEFAULT_RETRY_MS = 1000
@@ -98,8 +111,6 @@ export abstract class MemberSet {
 
 /** Shares one multiplexed event stream among the providers of one server and credentials. */
 export class StreamHub extends MemberSet {
-  /** The multiplexed stream's last event ID: it resumes every member that stays. */
-  private lastEventId: string | null = null
   private retryMs = DEFAULT_RETRY_MS
   private attempt: AbortController | null = null
   /** Whether the current attempt is opening or reading a stream (not waiting to retry). */
@@ -187,11 +198,16 @@ export class StreamHub extends MemberSet {
     const tokenFailure = await this.transport.refreshToken('events')
     if (tokenFailure !== null || attempt.signal.aborted) return tokenFailure
     const attached = [...this.members.values()]
+    const points = attached.map(a => a.member.resumePoint())
     const query: Record<string, string> = {
       [Param.docs]: attached.map(a => a.member.docName).join(','),
-      [Param.awareness]: attached.map(a => String(a.member.awarenessId())).join(',')
+      [Param.awareness]: attached.map(a => String(a.member.awarenessId())).join(','),
+      [Param.lastEventIds]: points.map(p => p.lastEventId ?? '').join(',')
     }
-    if (this.lastEventId !== null) query[Param.lastEventId] = this.lastEventId
+    // Every provider knows its own position exactly (the tag line names each document's event ID),
+    // so the stream's own last event ID is not needed. State vectors go along while the URL stays short.
+    const stateVectors = points.map(p => p.stateVector ?? '').join(',')
+    if (stateVectors.length <= MAX_STATE_VECTORS_PARAM) query[Param.stateVectors] = stateVectors
     let response: Response
     try {
       response = await this.transport.openMultiplexedEvents(query, attempt.signal)
@@ -202,10 +218,7 @@ export class StreamHub extends MemberSet {
     // The first event with an ID is a sync event: from then on, an end is a resume, not a failure.
     let synced = false
     try {
-      await readMultiplexedStream(response.body, docId => this.members.get(docId)?.member.handlers, ms => { this.retryMs = ms }, id => {
-        synced = true
-        this.lastEventId = id
-      }, attempt)
+      await readMultiplexedStream(response.body, docId => this.members.get(docId)?.member.handlers, ms => { this.retryMs = ms }, () => { synced = true }, attempt)
     } catch (error) {
       if (!synced) return networkFailure('events', attempt.signal.reason ?? error)
     }

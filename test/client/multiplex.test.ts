@@ -8,12 +8,21 @@ import { RequestLog, provider, startServer, uniqueDocId, waitAcked } from './har
 
 const text = (p: { doc: Y.Doc }): string => p.doc.getText('t').toString()
 
-/** The multiplexed streams a log saw, as the lists of documents they asked for and their resume points. */
-const streamsOf = (log: RequestLog): { docs: string[]; lastEventId: string | null }[] =>
+/** The multiplexed streams a log saw, as the lists of documents they asked for and their own resume points. */
+const streamsOf = (log: RequestLog): { docs: string[]; lastEventIds: string[] }[] =>
   log.requests.filter(r => r.method === 'GET' && r.path === '/events').map(r => {
     const query = new URL(r.url).searchParams
-    return { docs: (query.get('docs') ?? '').split(','), lastEventId: query.get('lastEventId') }
+    return { docs: (query.get('docs') ?? '').split(','), lastEventIds: (query.get('lastEventIds') ?? '').split(',') }
   })
+
+/** A document's own event ID, as the tag line of a multiplexed event names it (`0`: still empty). */
+const DOC_EVENT_ID = /^(0|[a-z0-9]{12}\.\d+-\d+)$/
+
+/** How many sync events of each kind the server sent, from its metrics. */
+const resumes = async (server: { url: string }): Promise<Record<string, number>> => {
+  const text = await (await fetch(`${server.url}/metrics`)).text()
+  return Object.fromEntries([...text.matchAll(/^ysse_resumes_total\{kind="([a-z-]+)"\} (\d+)$/gm)].map(m => [m[1], Number(m[2])]))
+}
 
 describe('providers sharing one stream', () => {
   it('20 documents converge over one stream, and resume through a server restart', async () => {
@@ -25,7 +34,7 @@ describe('providers sharing one stream', () => {
     const writers = docIds.map(docId => provider(server, docId, { fetch: writeLog.fetch, maxBackoffTime: 300 }))
     await Promise.all([...readers, ...writers].map(p => p.whenSynced()))
     // One stream for the readers, one for the writers: not one per document.
-    expect(streamsOf(readLog)).toEqual([{ docs: docIds, lastEventId: null }])
+    expect(streamsOf(readLog)).toEqual([{ docs: docIds, lastEventIds: docIds.map(() => '') }])
     expect(streamsOf(writeLog)).toHaveLength(1)
     expect(readLog.requests.filter(r => r.method === 'GET' && r.path.startsWith('/docs/'))).toEqual([])
 
@@ -36,11 +45,12 @@ describe('providers sharing one stream', () => {
     writers.forEach(w => w.doc.getText('t').insert(text(w).length, ', after'))
     await Promise.all(writers.map(w => waitAcked(w)))
     await waitFor(() => readers.every((r, i) => text(r) === `doc ${i}: before, after`), { timeout: 15_000 })
-    // The readers came back on one stream again, resuming all 20 documents with one event ID.
-    const streams = streamsOf(readLog)
-    const last = streams.at(-1)
+    // The readers came back on one stream again, each document resuming from its own event ID.
+    const last = streamsOf(readLog).at(-1)
     expect(last?.docs).toEqual(docIds)
-    expect(last?.lastEventId).toMatch(/^[A-Za-z0-9_-]{16}\.\d+$/)
+    expect(last?.lastEventIds).toHaveLength(20)
+    for (const id of last?.lastEventIds ?? []) expect(id).toMatch(DOC_EVENT_ID)
+    expect((await resumes(server)).full).toBeUndefined()
   })
 
   it("takes multiplex: 'tabs' for true where tabs cannot share a stream (no Web Locks, no BroadcastChannel)", async () => {
@@ -49,7 +59,7 @@ describe('providers sharing one stream', () => {
     const docIds = [uniqueDocId('tabs'), uniqueDocId('tabs')]
     const [a, b] = docIds.map(docId => provider(server, docId, { fetch: log.fetch, multiplex: 'tabs' })) as [SseProvider, SseProvider]
     await Promise.all([a.whenSynced(), b.whenSynced()])
-    expect(streamsOf(log)).toEqual([{ docs: docIds, lastEventId: null }])
+    expect(streamsOf(log)).toEqual([{ docs: docIds, lastEventIds: ['', ''] }])
   })
 
   it('keeps delivering to the other documents while documents join and leave', async () => {
@@ -72,7 +82,9 @@ describe('providers sharing one stream', () => {
     await waitAcked(writer)
     await waitFor(() => text(staying) === 'abc' && staying.synced)
     expect(streamsOf(log).map(s => s.docs)).toEqual([[one, two], [one, two, three], [one, three]])
-    expect(streamsOf(log).slice(1).every(s => s.lastEventId !== null)).toBe(true)
+    // The documents that stayed resumed from where they were.
+    expect(streamsOf(log)[1]?.lastEventIds.slice(0, 2).every(id => DOC_EVENT_ID.test(id))).toBe(true)
+    expect(streamsOf(log)[2]?.lastEventIds.every(id => DOC_EVENT_ID.test(id))).toBe(true)
 
     writer.doc.getText('t').insert(3, 'd')
     await waitFor(() => text(staying) === 'abcd')
@@ -89,9 +101,14 @@ describe('providers sharing one stream', () => {
     client.disconnect()
     writer.doc.getText('t').insert(6, ', missed')
     await waitAcked(writer)
+    const before = await resumes(server)
     void client.connect()
     await client.whenSynced()
     await waitFor(() => text(client) === 'before, missed')
+    // It came back from its own event ID: the server replayed what it missed, not the whole document.
+    const after = await resumes(server)
+    expect(after.replay).toBe((before.replay ?? 0) + 1)
+    expect(after.full).toBe(before.full)
     writer.doc.getText('t').insert(0, 'live: ')
     await waitFor(() => text(client) === 'live: before, missed')
   })

@@ -133,9 +133,8 @@ export const openEvents = async (url: string, docId: string, options: EventsOpti
 }
 
 /** Opens `GET /events?docs=…` (several documents on one stream), with `Last-Event-ID` when given. */
-export const openMultiplexedEvents = (url: string, docIds: readonly string[], lastEventId?: string, awareness?: readonly number[]): Promise<EventsReader> => {
-  const query = new URLSearchParams({ docs: docIds.join(',') })
-  if (awareness !== undefined) query.set('awareness', awareness.join(','))
+export const openMultiplexedEvents = (url: string, docIds: readonly string[], lastEventId?: string, params: Record<string, string> = {}): Promise<EventsReader> => {
+  const query = new URLSearchParams({ docs: docIds.join(','), ...params })
   return readEvents(`${url}${routes.multiplexedEvents()}?${query}`, lastEventId)
 }
 

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest'
 import * as Y from 'yjs'
 import { Awareness, encodeAwarenessUpdate, applyAwarenessUpdate } from 'y-protocols/awareness'
 import { routes, MAX_STREAM_DOCS, type SyncEventData } from '../../shared/protocol.js'
-import { fromBase64 } from '../../shared/codec.js'
+import { fromBase64, toBase64Url } from '../../shared/codec.js'
 import { ProtocolError, ErrorCode } from '../../shared/errors.js'
 import { appendUpdate, openMultiplexedEvents, startServer, untag, type EventsReader, type TaggedEvent } from '../helpers/server.js'
 import { waitFor } from '../helpers/wait.js'
@@ -110,6 +110,33 @@ describe('several documents on one stream', () => {
     expect(ws.map(w => two.syncs.get(w.docId)?.resume)).toEqual(['replay', 'replay', 'full'])
   })
 
+  it('resumes each document from its own event ID and state vector where the stream resume point does not cover it', async () => {
+    const { url } = await startServer()
+    const ws = writers(4)
+    const before = await Promise.all(ws.map(w => write(url, w, 'a')))
+    const stateVectors = ws.map(w => toBase64Url(Y.encodeStateVector(w.doc)))
+    await Promise.all(ws.map(w => write(url, w, 'b')))
+    // The first document is on the stream's snapshot, which wins; the others bring their own point:
+    // an event ID (replay), a state vector (diff), nothing (full).
+    const first = await openMultiplexedEvents(url, [ws[0]?.docId ?? ''])
+    await waitFor(() => first.named('sync').length === 1)
+    await first.close()
+    await write(url, ws[0] as (typeof ws)[0], 'c')
+    const reader = await openMultiplexedEvents(url, ws.map(w => w.docId), first.events.at(-1)?.id, {
+      lastEventIds: ['0', before[1], '', ''].join(','),
+      svs: ['', '', stateVectors[2], ''].join(',')
+    })
+    const { syncs, docs } = follow(reader)
+    await waitFor(() => syncs.size === 4)
+    expect(ws.map(w => syncs.get(w.docId)?.resume)).toEqual(['replay', 'replay', 'state-vector', 'full'])
+    // Each got only what it lacked: the first only the "c" written after its snapshot (clock 2 on), the
+    // second and third only the "b" (clock 1 on), the last everything.
+    const startClock = (w: (typeof ws)[number]): number | undefined =>
+      Y.parseUpdateMeta(fromBase64(syncs.get(w.docId)?.update ?? '')).from.get(w.doc.clientID)
+    expect(ws.map(startClock)).toEqual([2, 1, 1, 0])
+    expect(textOf(docs.get(ws[3]?.docId ?? ''))).toBe('ab')
+  })
+
   it('an unknown stream ID resumes every document from nothing', async () => {
     const { url } = await startServer()
     const ws = writers(2)
@@ -127,7 +154,7 @@ describe('several documents on one stream', () => {
     await waitFor(() => peer.named('sync').length === 2)
     const local = new Awareness(new Y.Doc())
     local.setLocalState({ name: 'ada' })
-    const reader = await openMultiplexedEvents(url, ['p-1', 'p-2'], undefined, [local.clientID, local.clientID])
+    const reader = await openMultiplexedEvents(url, ['p-1', 'p-2'], undefined, { awareness: `${local.clientID},${local.clientID}` })
     await waitFor(() => reader.named('sync').length === 2)
     const res = await fetch(url + routes.awareness('p-2'), {
       method: 'POST', headers: { 'content-type': 'application/octet-stream' }, body: encodeAwarenessUpdate(local, [local.clientID]) as Uint8Array<ArrayBuffer>
@@ -160,6 +187,11 @@ describe('several documents on one stream', () => {
     expect(await status('docs=a,b&awareness=1')).toBe(400)
     expect(await status('docs=a&awareness=x')).toBe(400)
     expect(await status('docs=a', { 'last-event-id': 'a:b' })).toBe(400)
+    expect(await status('docs=a,b&lastEventIds=0')).toBe(400)
+    expect(await status('docs=a,b&lastEventIds=0,a:b')).toBe(400)
+    expect(await status('docs=a,b&svs=,AAA')).toBe(400)
+    expect(await status('docs=a,b&svs=AA')).toBe(400)
+    expect(await status('docs=a,b&lastEventIds=0,&svs=,AA')).toBe(200)
     expect(await status('docs=a,secret')).toBe(403)
     expect((await fetch(`${url}/events?docs=a`, { method: 'POST' })).status).toBe(405)
   })
