@@ -12,6 +12,7 @@ import * as Y from 'yjs'
 import * as decoding from 'lib0/decoding'
 import * as encoding from 'lib0/encoding'
 import type { ResumeKind } from '../../shared/protocol.js'
+import type { MergedState } from './merged-docs.js'
 
 /** A Redis-style stream ID `<ms>-<seq>`; `0-0` is before every entry. */
 export type StreamId = string
@@ -180,7 +181,7 @@ export const checkpointFor = (snapshot: HistorySnapshot, checkpoints: readonly C
  */
 export const diffSync = (
   snapshot: HistorySnapshot,
-  fullState: Uint8Array,
+  merged: MergedState,
   checkpoint: Checkpoint | null,
   from: ResumePoint
 ): SyncResult => {
@@ -190,8 +191,8 @@ export const diffSync = (
     const own = decodeClockMap(from.stateVector)
     clocks = clocks === null ? own : maxClocks(clocks, own)
   }
-  if (clocks === null) return { ...base, update: fullState, resume: 'full' }
-  return { ...base, update: Y.diffUpdate(fullState, encodeClockMap(clocks)), resume: checkpoint === null ? 'state-vector' : 'checkpoint' }
+  if (clocks === null) return { ...base, update: merged.full(), resume: 'full' }
+  return { ...base, update: merged.diff(encodeClockMap(clocks)), resume: checkpoint === null ? 'state-vector' : 'checkpoint' }
 }
 
 /** The sync answer from the log: the merged updates after the resume point. */
@@ -209,36 +210,6 @@ export const mergeAll = (updates: readonly Uint8Array[]): Uint8Array => {
   if (updates.length === 0) return EMPTY_UPDATE
   if (updates.length === 1) return updates[0] as Uint8Array
   return Y.mergeUpdates(updates as Uint8Array[])
-}
-
-/** The result of merging a document's log into its state. */
-export interface Compacted {
-  state: Uint8Array
-  stateVector: Uint8Array
-  /** Log entries that a `Y.Doc` refused; they are kept out of the state and reported. */
-  rejected: StreamId[]
-}
-
-/**
- * Merges the state and log entries through a garbage-collecting `Y.Doc`. Unlike
- * `Y.mergeUpdates`, this drops deleted content and stays linear with many client IDs (yjs #710).
- */
-export const compact = (state: Uint8Array | null, entries: readonly LogEntry[]): Compacted => {
-  const doc = new Y.Doc({ gc: true })
-  const rejected: StreamId[] = []
-  try {
-    if (state !== null) Y.applyUpdate(doc, state)
-    for (const entry of entries) {
-      try {
-        Y.applyUpdate(doc, entry.update)
-      } catch {
-        rejected.push(entry.id)
-      }
-    }
-    return { state: Y.encodeStateAsUpdate(doc), stateVector: Y.encodeStateVector(doc), rejected }
-  } finally {
-    doc.destroy()
-  }
 }
 
 /** Reads a state vector sent by a client; throws a `TypeError` when it is not one. */

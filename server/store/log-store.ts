@@ -6,13 +6,14 @@
 import type { AwarenessEntry } from '../../shared/awareness.js'
 import { ErrorCode, ProtocolError } from '../../shared/errors.js'
 import {
-  checkpointFor, compact, compareStreamIds, diffSync, formatEventId, mergeAll, parseEventId, replaySync, replayStart,
+  checkpointFor, compareStreamIds, diffSync, formatEventId, mergeAll, parseEventId, replaySync, replayStart,
   type Checkpoint, type ClockRange, type HistorySnapshot, type LogEntry, type ResumePoint, type StreamId, type SyncResult
 } from './history.js'
 import type { DocEvent, DocListener, DocumentStore, StreamPositions, ValidatedUpdate } from './types.js'
 import type { Logger } from '../logger.js'
 import { DEFAULT_CHANGES_RETENTION } from './change-feed.js'
 import type { StoreObserver } from '../metrics.js'
+import { MergedDocs, mergedUpdate, type MergedState } from './merged-docs.js'
 
 /** Tuning of every store; see {@link storeDefaults}. */
 export interface StoreOptions {
@@ -29,10 +30,10 @@ export interface StoreOptions {
   /** A stream's presence record expires unless renewed within this time (by heartbeats). */
   presenceTtlMs: number
   /**
-   * Bytes of merged full states kept in process memory (least recently used evicted), so cold
-   * syncs of a document that has not changed since skip the merge; 0 keeps none.
+   * Estimated heap bytes of documents kept merged in memory (least recently used evicted): a cold
+   * sync or a diff then reads only what was stored since, not the whole document; 0 keeps none.
    */
-  fullStateCacheBytes: number
+  mergedDocsBytes: number
   /** Reject appends that would make a document's stored updates larger than this; 0: no limit. */
   maxDocBytes: number
   /** Entries the change feed keeps (`GET /changes`); a reader further behind gets a reset. */
@@ -50,7 +51,7 @@ export const storeDefaults: Omit<StoreOptions, 'logger' | 'observer'> = {
   checkpointsKept: 100,
   awarenessTimeoutMs: 30_000,
   presenceTtlMs: 60_000,
-  fullStateCacheBytes: 64 * 1024 * 1024,
+  mergedDocsBytes: 256 * 1024 * 1024,
   maxDocBytes: 0,
   changesRetention: DEFAULT_CHANGES_RETENTION
 }
@@ -61,6 +62,24 @@ export const documentTooLarge = (maxDocBytes: number): ProtocolError =>
 
 /** A replay up to this size is sent as it is: a smaller diff would not be worth a full read. */
 const REPLAY_ALWAYS_BYTES = 4096
+
+/** Whether the log can replay from `lastEventId`: it is in the retained log and, strictly inside it, a stored entry. */
+const replayable = (read: ReplayRead, lastEventId: string | undefined): boolean => {
+  const start = replayStart(read.snapshot, lastEventId)
+  return start !== null && (start === read.snapshot.floor || start === read.snapshot.head || read.exists)
+}
+
+/** What {@link LogStore.withMerged} hands over. */
+interface MergedRead {
+  snapshot: HistorySnapshot
+  /** Compaction checkpoints; empty unless the whole document was read. */
+  checkpoints: readonly Checkpoint[]
+  /** The entries after the compacted state; empty unless the whole document was read. */
+  pending: readonly LogEntry[]
+  /** Stream IDs of entries Yjs refused, which the merged state leaves out. */
+  refused: readonly StreamId[]
+  merged: MergedState
+}
 
 /** Result of an append primitive. */
 export interface Appended {
@@ -109,14 +128,13 @@ export abstract class LogStore implements DocumentStore {
   protected readonly options: StoreOptions
   private readonly listeners = new Map<string, Set<DocListener>>()
   private readonly compactions = new Map<string, Promise<boolean>>()
-  /** Merged full states by document, in least-recently-used order, keyed by the head they hold. */
-  private readonly fullStates = new Map<string, { head: string; update: Uint8Array }>()
-  private fullStatesBytes = 0
+  private readonly merged: MergedDocs
   /** Watches being set up, by document. */
   private readonly watching = new Map<string, Promise<void>>()
 
   constructor (options: StoreOptions) {
     this.options = options
+    this.merged = new MergedDocs(options.mergedDocsBytes)
   }
 
   protected abstract appendEntry (docId: string, update: Uint8Array, ranges: readonly ClockRange[]): Promise<Appended>
@@ -150,66 +168,63 @@ export abstract class LogStore implements DocumentStore {
     let neverIssued = false
     if (parsed !== null) {
       const read = await this.readAfter(docId, parsed.id)
-      const start = replayStart(read.snapshot, from.lastEventId)
-      if (start !== null && (start === read.snapshot.floor || start === read.snapshot.head || read.exists)) {
+      if (replayable(read, from.lastEventId)) {
         const replay = replaySync(read.snapshot, read.entries)
         // A replay carries every character typed since the resume point, also those deleted since.
         // When it is not small and the client sent its state vector, a diff of the merged (garbage
         // collected) state may be far smaller: send whichever is.
         if (from.stateVector === undefined || replay.update.length <= REPLAY_ALWAYS_BYTES) return replay
-        const { full, update } = await this.readMerged(docId)
-        const diff = diffSync(full.snapshot, update, null, from)
+        const diff = await this.withMerged(docId, false, ({ snapshot, merged }) => diffSync(snapshot, merged, null, from))
         return diff.update.length < replay.update.length ? diff : replay
       }
       // Inside the retained log yet not an entry: this server never issued it, so no checkpoint
       // before it says anything about what the client holds.
-      neverIssued = start !== null
+      neverIssued = replayStart(read.snapshot, from.lastEventId) !== null
     }
-    const { full, update } = await this.readMerged(docId)
-    const checkpoint = neverIssued ? null : checkpointFor(full.snapshot, full.checkpoints, from.lastEventId)
-    return diffSync(full.snapshot, update, checkpoint, from)
+    // Only a resume point of this server's that the log no longer holds needs the checkpoints.
+    return this.withMerged(docId, parsed !== null && !neverIssued, ({ snapshot, checkpoints, merged }) =>
+      diffSync(snapshot, merged, neverIssued ? null : checkpointFor(snapshot, checkpoints, from.lastEventId), from))
   }
 
   async getDocument (docId: string): Promise<{ eventId: string; update: Uint8Array } | null> {
-    const { full, update } = await this.readMerged(docId)
-    if (full.snapshot.epoch === null) return null
-    return { eventId: formatEventId(full.snapshot.epoch, full.snapshot.head), update }
+    return this.withMerged(docId, false, ({ snapshot, merged }) =>
+      snapshot.epoch === null ? null : { eventId: formatEventId(snapshot.epoch, snapshot.head), update: merged.full() })
   }
 
   /**
-   * The whole document as one update. With updates pending since the last compaction, they are
-   * merged through a garbage-collecting `Y.Doc`, like a compaction: far smaller than
-   * `Y.mergeUpdates`, which keeps every deleted character. The result is cached per head, so cold
-   * syncs of an unchanged document cost one read and no merge.
+   * Reads the document merged at its head and hands it to `use` in the same synchronous step (the
+   * merged document moves on with the next read). A document kept merged in memory is brought up
+   * to date with the updates stored since its head; otherwise the whole document is read and
+   * merged through a garbage-collecting `Y.Doc` (far smaller than `Y.mergeUpdates`, which keeps
+   * every deleted character) and kept for next time. `readWhole` forces the whole read, which also
+   * gives the compaction checkpoints and the entries pending compaction.
    */
-  private async readMerged (docId: string): Promise<{ full: FullRead; update: Uint8Array }> {
-    const full = await this.readFull(docId)
-    if (full.entries.length === 0) return { full, update: full.state ?? mergeAll([]) }
-    const head = `${full.snapshot.epoch ?? ''}.${full.snapshot.head}`
-    const cached = this.fullStates.get(docId)
-    if (cached?.head === head) {
-      // Most recently used last: the oldest entry is the one evicted.
-      this.fullStates.delete(docId)
-      this.fullStates.set(docId, cached)
-      return { full, update: cached.update }
+  private async withMerged<T> (docId: string, readWhole: boolean, use: (read: MergedRead) => T): Promise<T> {
+    const kept = readWhole ? undefined : this.merged.get(docId)
+    if (kept !== undefined) {
+      const head = kept.head
+      const read = await this.readAfter(docId, head)
+      // Still the one kept and where it was, of this life of the document, and the log continues from there.
+      const unmoved = this.merged.holds(docId, kept) && kept.head === head
+      if (unmoved && read.snapshot.epoch === kept.epoch && replayable(read, formatEventId(kept.epoch, head)) &&
+        this.merged.advance(docId, kept, read.snapshot.head, read.entries.map(e => e.update))) {
+        return use({ snapshot: read.snapshot, checkpoints: [], pending: [], refused: [], merged: kept })
+      }
+      // Moved on by a later read meanwhile, or no longer continuous: merge from a whole read.
     }
-    const { state } = compact(full.state, full.entries)
-    this.cacheFullState(docId, { head, update: state })
-    return { full, update: state }
-  }
-
-  private cacheFullState (docId: string, entry: { head: string; update: Uint8Array }): void {
-    const previous = this.fullStates.get(docId)
-    if (previous !== undefined) this.fullStatesBytes -= previous.update.length
-    this.fullStates.delete(docId)
-    if (entry.update.length > this.options.fullStateCacheBytes) return
-    this.fullStates.set(docId, entry)
-    this.fullStatesBytes += entry.update.length
-    for (const [oldest, { update }] of this.fullStates) {
-      if (this.fullStatesBytes <= this.options.fullStateCacheBytes) break
-      this.fullStates.delete(oldest)
-      this.fullStatesBytes -= update.length
+    const { snapshot, checkpoints, state, entries } = await this.readFull(docId)
+    const whole = { snapshot, checkpoints, pending: entries }
+    if (snapshot.epoch === null || (state === null && entries.length === 0)) return use({ ...whole, refused: [], merged: mergedUpdate(mergeAll([])) })
+    // A document kept merged at the compacted state or at one of these entries needs only the rest.
+    const current = this.merged.get(docId)
+    if (current !== undefined && current.epoch === snapshot.epoch) {
+      const from = current.head === snapshot.compacted ? 0 : entries.findIndex(e => e.id === current.head) + 1
+      if (from > 0 || current.head === snapshot.compacted) {
+        if (this.merged.advance(docId, current, snapshot.head, entries.slice(from).map(e => e.update))) return use({ ...whole, refused: [], merged: current })
+      }
     }
+    const { merged, refused } = this.merged.build(docId, snapshot.epoch, snapshot.head, state, entries.map(e => e.update))
+    return use({ ...whole, refused: refused.map(i => entries[i]?.id ?? ''), merged })
   }
 
   async subscribe (docId: string, listener: DocListener): Promise<() => void> {
@@ -287,27 +302,28 @@ export abstract class LogStore implements DocumentStore {
 
   private async compactNow (docId: string): Promise<boolean> {
     const started = performance.now()
-    const full = await this.readFull(docId)
-    const { snapshot, entries } = full
-    const last = entries.at(-1)
-    if (snapshot.epoch === null || last === undefined) return false
-    const merged = compact(full.state, entries)
-    if (merged.rejected.length > 0) {
-      this.options.logger.error('compaction dropped updates that Yjs refused', { docId, ids: merged.rejected })
-    }
-    const committed = await this.commitCompaction(docId, {
-      expectedEpoch: snapshot.epoch,
-      expectedCompacted: snapshot.compacted,
-      compacted: last.id,
-      state: merged.state,
-      stateVector: merged.stateVector,
-      keepTail: this.options.keepTail,
-      mergedUpdates: entries.length,
-      mergedBytes: entries.reduce((sum, e) => sum + e.update.length, 0)
+    const planned = await this.withMerged(docId, true, ({ snapshot, pending, refused, merged }) => {
+      const last = pending.at(-1)
+      if (snapshot.epoch === null || last === undefined) return null
+      const commit: CompactionCommit = {
+        expectedEpoch: snapshot.epoch,
+        expectedCompacted: snapshot.compacted,
+        compacted: last.id,
+        state: merged.full(),
+        stateVector: merged.stateVector(),
+        keepTail: this.options.keepTail,
+        mergedUpdates: pending.length,
+        mergedBytes: pending.reduce((sum, e) => sum + e.update.length, 0)
+      }
+      return { commit, refused }
     })
+    if (planned === null) return false
+    const { commit, refused } = planned
+    if (refused.length > 0) this.options.logger.error('compaction dropped updates that Yjs refused', { docId, ids: refused })
+    const committed = await this.commitCompaction(docId, commit)
     if (committed) {
-      this.options.observer?.compacted((performance.now() - started) / 1000, entries.length)
-      this.options.logger.debug('compacted', { docId, updates: entries.length, stateBytes: merged.state.length })
+      this.options.observer?.compacted((performance.now() - started) / 1000, commit.mergedUpdates)
+      this.options.logger.debug('compacted', { docId, updates: commit.mergedUpdates, stateBytes: commit.state.length })
     }
     return committed
   }
@@ -315,8 +331,7 @@ export abstract class LogStore implements DocumentStore {
   async close (): Promise<void> {
     await Promise.allSettled(this.compactions.values())
     this.listeners.clear()
-    this.fullStates.clear()
-    this.fullStatesBytes = 0
+    this.merged.clear()
     await this.release()
   }
 }

@@ -13,6 +13,7 @@ import type { StoreOptions } from '../../server/store/log-store.js';
 import { MemoryStore } from '../../server/store/memory-store.js';
 import { RedisStore } from '../../server/store/redis-store.js';
 import type { DocEvent, DocumentStore, ValidatedUpdate } from '../../server/store/types.js';
+import type { SyncResult } from '../../server/store/history.js';
 import { validateUpdate } from '../../server/validate.js';
 import { redisUrl, startRedisCluster, uniquePrefix, type RedisCluster } from '../helpers/redis.js';
 import { waitFor } from '../helpers/wait.js';
@@ -616,6 +617,57 @@ describe.each(backends)('DocumentStore contract: $name', (factory) => {
       Y.applyUpdate(expected, (writers[0] as Writer).updates.at(-1) as Uint8Array);
       expect(textOf(docFrom([final.update]))).toBe(textOf(expected));
       expectLowerBound(final.stateVector, expected);
+    });
+  });
+
+  describe.each([
+    { kept: 'kept merged in memory', options: {} },
+    { kept: 'not kept (mergedDocsBytes: 0)', options: { mergedDocsBytes: 0 } },
+  ])('a document $kept', ({ options }) => {
+    it('gets exact cold syncs and diffs while it changes, is compacted past the merged head, and is deleted and written anew', async () => {
+      const store = factory.create({ ...manual, keepTail: 0, ...options }).open();
+      let writer = new Writer();
+      const next = random(11);
+      const expectCurrent = async (): Promise<void> => {
+        const full = await store.sync(doc, {});
+        expect(textOf(docFrom([full.update]))).toBe(textOf(writer.doc));
+        // A client holding a third of the updates gets exactly what it lacks.
+        const partial = writer.updates.slice(0, Math.floor(writer.updates.length / 3));
+        const diff = await store.sync(doc, { stateVector: Y.encodeStateVector(docFrom(partial)) });
+        expect(diff.resume).toBe('state-vector');
+        expect(textOf(docFrom([...partial, diff.update]))).toBe(textOf(writer.doc));
+      };
+      await appendAll(store, doc, Array.from({ length: 30 }, () => writer.typeRandomly(next)));
+      await expectCurrent();
+      await appendAll(store, doc, Array.from({ length: 30 }, () => writer.typeRandomly(next)));
+      await expectCurrent();
+      // Compaction keeps no tail: the log no longer continues from where the document was merged.
+      expect(await store.compact(doc)).toBe(true);
+      await appendAll(store, doc, [writer.insert('after compaction')]);
+      await expectCurrent();
+      await store.deleteDocument(doc);
+      writer = new Writer();
+      await appendAll(store, doc, [writer.insert('a new life')]);
+      await expectCurrent();
+      expect(textOf(docFrom([(await store.sync(doc, {})).update]))).toBe('a new life');
+    });
+
+    it('gives syncs racing appends exactly the document at their event ID', async () => {
+      const store = factory.create({ ...manual, ...options }).open();
+      const writer = new Writer();
+      const next = random(12);
+      const textAt = new Map<string, string>([['0', '']]);
+      const syncs: Promise<SyncResult>[] = [];
+      for (let i = 0; i < 60; i++) {
+        const update = writer.typeRandomly(next);
+        const text = textOf(writer.doc);
+        // Not awaited: each sync overlaps the next append and the other syncs.
+        syncs.push(store.sync(doc, {}), store.sync(doc, { stateVector: Y.encodeStateVector(new Y.Doc()) }));
+        textAt.set(await store.append(doc, validated(update)), text);
+      }
+      for (const result of await Promise.all(syncs)) {
+        expect(textOf(docFrom([result.update])), `sync at ${result.eventId}`).toBe(textAt.get(result.eventId));
+      }
     });
   });
 

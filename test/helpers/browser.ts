@@ -100,7 +100,9 @@ export const openEditor = async (browser: Browser, serverUrl: string, docId: str
     text: async () => (await input.locator(':scope > *').allTextContents()).join('\n'),
     async typeAtEnd (text) {
       // Under load, a remote update can re-render the paragraph between the click and the keys:
-      // let Lexical take the selection before typing, or the keys land nowhere.
+      // let Lexical take the selection before typing, or the keys land nowhere. A person types in
+      // the tab in front (and a hidden tab runs no animation frames to settle on).
+      await page.bringToFront()
       await input.click()
       await settle(page)
       await page.keyboard.press('Control+End')
