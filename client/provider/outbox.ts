@@ -23,7 +23,7 @@ export interface OutboxHooks {
   /** The server will not take updates from this client: the provider must stop. */
   stop(error: ConnectionError): void
   /** The number of unacknowledged local changes changed. */
-  changed(unsynced: number): void
+  changed(): void
 }
 
 /** Whether `doc` holds structs the server's state vector does not cover. */
@@ -60,7 +60,7 @@ export class Outbox {
     // Offline for long, the queue would hold every keystroke: fold it now and then.
     if (this.queue.length >= FOLD_QUEUE_AT) this.queue = [this.merge(this.queue)]
     this.queue.push({ update, changes: 1 })
-    this.hooks.changed(this.unsynced)
+    this.hooks.changed()
     this.flush()
   }
 
@@ -75,7 +75,7 @@ export class Outbox {
       // A POST still in flight from the old connection is covered by the diff: its answer no longer matters.
       this.inFlight = null
       this.queue = [{ update: Y.encodeStateAsUpdate(doc, serverStateVector), changes }]
-      this.hooks.changed(this.unsynced)
+      this.hooks.changed()
     }
     this.open = true
     this.backoff.reset()
@@ -118,14 +118,14 @@ export class Outbox {
     this.inFlight = null
     if (failure === null) {
       this.backoff.reset()
-      this.hooks.changed(this.unsynced)
+      this.hooks.changed()
       this.flush()
       return
     }
     switch (remedyFor(failure)) {
       case 'drop':
         // The server refused the update itself (invalid, too large): resending cannot succeed.
-        this.hooks.changed(this.unsynced)
+        this.hooks.changed()
         this.hooks.failed({ ...failure, retryIn: null })
         this.flush()
         return

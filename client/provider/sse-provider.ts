@@ -28,7 +28,7 @@ export interface SseProviderEvents {
   sync: (synced: boolean) => void
   /** A request failed; `retryIn` says whether and when the provider tries again. */
   'connection-error': (error: ConnectionError) => void
-  /** The number of local changes the server has not acknowledged yet changed. */
+  /** The number of local changes the server has not acknowledged yet changed (once per synchronous step). */
   'sync-status': (event: { unsyncedChanges: number }) => void
   /** Never emitted: declared so the provider has exactly the events of Lexical's `Provider` type. */
   update: (update: unknown) => void
@@ -173,6 +173,8 @@ export class SseProvider<State extends object = any> extends ObservableV2<SsePro
   /** Counts `connect()` calls, so an attempt knows when a later one superseded it. */
   private connects = 0
   private syncWaiters: Deferred[] = []
+  /** Whether a `sync-status` event is queued for the end of the current step. */
+  private unsyncedReported = false
   /** Who this provider may share a stream with; `null` once it reads a stream of its own. */
   private shared: HubIdentity | null
   /** Whether the shared stream is shared with the other tabs too. */
@@ -228,7 +230,7 @@ export class SseProvider<State extends object = any> extends ObservableV2<SsePro
       post: update => this.transport.post('updates', update),
       failed: error => this.emit('connection-error', [error]),
       stop: error => this.stop(error),
-      changed: unsyncedChanges => this.emit('sync-status', [{ unsyncedChanges }])
+      changed: () => this.reportUnsynced()
     }, resolved.maxBackoffTime, resolved.maxBatchBytes)
     this.presence = new AwarenessSync(this.awareness, {
       post: update => this.transport.post('awareness', update),
@@ -252,6 +254,19 @@ export class SseProvider<State extends object = any> extends ObservableV2<SsePro
   /** Whether the provider is trying to stay connected (false after `disconnect()` or a stop). */
   get shouldConnect (): boolean {
     return this.wantsConnection
+  }
+
+  /**
+   * Emits `sync-status` once for all the changes of one synchronous step (a burst of keystrokes,
+   * a replayed paste, several acknowledgements), with the count at the end of it.
+   */
+  private reportUnsynced (): void {
+    if (this.unsyncedReported) return
+    this.unsyncedReported = true
+    queueMicrotask(() => {
+      this.unsyncedReported = false
+      this.emit('sync-status', [{ unsyncedChanges: this.outbox.unsynced }])
+    })
   }
 
   /** Local changes the server has not acknowledged yet (also reported by the `sync-status` event). */
