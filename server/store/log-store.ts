@@ -60,6 +60,9 @@ export const storeDefaults: Omit<StoreOptions, 'logger' | 'observer'> = {
 export const documentTooLarge = (maxDocBytes: number): ProtocolError =>
   new ProtocolError(ErrorCode.documentTooLarge, `the document would exceed its limit of ${maxDocBytes} bytes`)
 
+/** How long after an update a followed document is merged: updates arriving meanwhile share one read. */
+const FOLLOW_DELAY_MS = 100
+
 /** A replay up to this size is sent as it is: a smaller diff would not be worth a full read. */
 const REPLAY_ALWAYS_BYTES = 4096
 
@@ -129,6 +132,10 @@ export abstract class LogStore implements DocumentStore {
   private readonly listeners = new Map<string, Set<DocListener>>()
   private readonly compactions = new Map<string, Promise<boolean>>()
   private readonly merged: MergedDocs
+  /** Documents whose merged state is about to be brought up to date ({@link follow}). */
+  private readonly following = new Map<string, NodeJS.Timeout>()
+  /** Those merges running now, which {@link close} waits for. */
+  private readonly merging = new Set<Promise<void>>()
   /** Watches being set up, by document. */
   private readonly watching = new Map<string, Promise<void>>()
 
@@ -286,6 +293,27 @@ export abstract class LogStore implements DocumentStore {
         this.options.logger.error('subscriber failed', { docId, error: String(error) })
       }
     }
+    if (event.type === 'update') this.follow(docId)
+  }
+
+  /**
+   * Keeps a document that has readers here merged in memory close to its head, a moment after
+   * updates arrive: the next cold sync or diff then finds it merged instead of applying its whole
+   * log first (the peers keep every open document in memory; this keeps the ones being read).
+   */
+  private follow (docId: string): void {
+    if (this.following.has(docId) || this.options.mergedDocsBytes === 0) return
+    const timer = setTimeout(() => {
+      const run = this.withMerged(docId, false, () => undefined)
+        .catch(error => this.options.logger.warn('merging a followed document failed', { docId, error: String(error) }))
+        .finally(() => {
+          this.following.delete(docId)
+          this.merging.delete(run)
+        })
+      this.merging.add(run)
+    }, FOLLOW_DELAY_MS)
+    timer.unref()
+    this.following.set(docId, timer)
   }
 
   async compact (docId: string): Promise<boolean> {
@@ -329,8 +357,10 @@ export abstract class LogStore implements DocumentStore {
   }
 
   async close (): Promise<void> {
-    await Promise.allSettled(this.compactions.values())
+    for (const timer of this.following.values()) clearTimeout(timer)
+    await Promise.allSettled([...this.compactions.values(), ...this.merging])
     this.listeners.clear()
+    this.following.clear()
     this.merged.clear()
     await this.release()
   }

@@ -652,13 +652,17 @@ describe.each(backends)('DocumentStore contract: $name', (factory) => {
       expect(textOf(docFrom([(await store.sync(doc, {})).update]))).toBe('a new life');
     });
 
-    it('gives syncs racing appends exactly the document at their event ID', async () => {
+    it('gives syncs racing appends (and the background merge of a document with readers) exactly the document at their event ID', async () => {
       const store = factory.create({ ...manual, ...options }).open();
       const writer = new Writer();
       const next = random(12);
       const textAt = new Map<string, string>([['0', '']]);
       const syncs: Promise<SyncResult>[] = [];
+      // A reader here makes the store merge the document in the background as updates arrive.
+      const reader = await collect(store, doc);
       for (let i = 0; i < 60; i++) {
+        if (i % 20 === 19) await waitFor(() => reader.updates().length === i, { message: 'updates not delivered' });
+        if (i % 20 === 19) await new Promise((resolve) => setTimeout(resolve, 150)); // past the background merge's delay
         const update = writer.typeRandomly(next);
         const text = textOf(writer.doc);
         // Not awaited: each sync overlaps the next append and the other syncs.
@@ -668,6 +672,7 @@ describe.each(backends)('DocumentStore contract: $name', (factory) => {
       for (const result of await Promise.all(syncs)) {
         expect(textOf(docFrom([result.update])), `sync at ${result.eventId}`).toBe(textAt.get(result.eventId));
       }
+      reader.unsubscribe();
     });
   });
 
