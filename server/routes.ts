@@ -2,12 +2,14 @@
  * The protocol's routes as Koa middleware. Each handler checks its input completely before it
  * touches the store, so bad input never leaves a trace.
  */
+import { promisify } from 'node:util'
+import { gzip as gzipCallback } from 'node:zlib'
 import type { Context, Next } from 'koa'
 import { BINARY_CONTENT_TYPE, MAX_AWARENESS_BYTES, MAX_STREAM_DOCS, Param, isValidDocId, isValidEventId, routes, type PostUpdateResponse } from '../shared/protocol.js'
 import { ErrorCode, ProtocolError } from '../shared/errors.js'
 import { fromBase64Url } from '../shared/codec.js'
 import { decodeAwarenessEntries } from '../shared/awareness.js'
-import { checkStateVector, type ResumePoint } from './store/history.js'
+import { EMPTY_EVENT_ID, checkStateVector, type ResumePoint } from './store/history.js'
 import type { StreamPositions } from './store/types.js'
 import { validateUpdate } from './validate.js'
 import { EventsStream, singleDocumentFraming, type StreamFraming, type StreamedDocument } from './events-stream.js'
@@ -259,11 +261,42 @@ const getMultiplexedEvents = async (ctx: Context, routes: RouteContext): Promise
 }
 
 const getDocument = async (ctx: Context, { docId }: Allowed, { options }: RouteContext): Promise<void> => {
-  const doc = await options.store.getDocument(docId)
+  const doc = await options.store.getDocument(docId) ?? (ctx.query[Param.missing] === 'empty' ? EMPTY_DOCUMENT : null)
   if (doc === null) throw new ProtocolError(ErrorCode.notFound, `document ${docId} has never been written`)
   ctx.type = BINARY_CONTENT_TYPE
+  ctx.vary('Accept-Encoding')
+  if (doc.update.length >= GZIP_MIN_BYTES && ctx.acceptsEncodings('gzip', 'identity') === 'gzip') {
+    ctx.set('Content-Encoding', 'gzip')
+    // The same document in other bytes: a weak validator.
+    ctx.set('ETag', `W/"${doc.eventId}"`)
+    ctx.body = await gzipped(doc.update)
+    return
+  }
   ctx.set('ETag', `"${doc.eventId}"`)
   ctx.body = Buffer.from(doc.update.buffer, doc.update.byteOffset, doc.update.length)
+}
+
+const gzip = promisify(gzipCallback)
+
+/** A document nobody wrote: the empty update, before every event ID. */
+const EMPTY_DOCUMENT = { eventId: EMPTY_EVENT_ID, update: new Uint8Array([0, 0]) }
+
+/** Smaller states go as they are: compressing them saves less than it costs. */
+const GZIP_MIN_BYTES = 1024
+
+/**
+ * Compressed states by the state they compress. The store hands out the same bytes for a document
+ * until its head moves, so each head is compressed once (off the event loop, in libuv's pool).
+ */
+const compressed = new WeakMap<Uint8Array, Promise<Buffer>>()
+
+const gzipped = (update: Uint8Array): Promise<Buffer> => {
+  let result = compressed.get(update)
+  if (result === undefined) {
+    result = gzip(update)
+    compressed.set(update, result)
+  }
+  return result
 }
 
 /** Liveness: the process serves and its store answers; stays 200 while draining on shutdown. */

@@ -80,7 +80,9 @@ export const Param = {
   /** Per document of a multiplexed stream, in the order of `docs`: its own last event ID (empty for none). */
   lastEventIds: 'lastEventIds',
   /** Per document of a multiplexed stream, in the order of `docs`: its state vector, base64url (empty for none). */
-  stateVectors: 'svs'
+  stateVectors: 'svs',
+  /** `GET /docs/:docId?missing=empty`: a document never written is the empty document, not a 404. */
+  missing: 'missing'
 } as const
 
 /** Most documents one multiplexed stream (`GET /events`) may carry. */

@@ -28,6 +28,8 @@ export interface HubMember {
   awarenessId(): number
   /** Where the document stands: every (re)opened stream resumes each document from its own point. */
   resumePoint(): ResumePoint
+  /** Called before a stream is opened with the member, which may load its document meanwhile (see `fetchSnapshot`). */
+  prepare(signal: AbortSignal): Promise<void>
   handlers: EventStreamHandlers
   /** The shared stream is being (re)opened: the member is not synced until its next sync event. */
   connecting(): void
@@ -198,6 +200,8 @@ export class StreamHub extends MemberSet {
     const tokenFailure = await this.transport.refreshToken('events')
     if (tokenFailure !== null || attempt.signal.aborted) return tokenFailure
     const attached = [...this.members.values()]
+    await Promise.all(attached.map(a => a.member.prepare(attempt.signal)))
+    if (attempt.signal.aborted) return null
     const points = attached.map(a => a.member.resumePoint())
     const query: Record<string, string> = {
       [Param.docs]: attached.map(a => a.member.docName).join(','),

@@ -2,7 +2,7 @@
  * The HTTP side of the provider: the protocol's URLs under the server's base URL, credentials
  * (static headers and a token that rotates), and what to do about a failed request.
  */
-import { BINARY_CONTENT_TYPE, routes } from '../../shared/protocol.js'
+import { BINARY_CONTENT_TYPE, Param, isValidEventId, routes } from '../../shared/protocol.js'
 import type { ErrorBody } from '../../shared/errors.js'
 import { parseRetryAfter } from './backoff.js'
 
@@ -10,7 +10,7 @@ import { parseRetryAfter } from './backoff.js'
 export type TokenSource = string | (() => string | Promise<string>)
 
 /** The request kinds of the protocol, as named in {@link ConnectionError}. */
-export type RequestKind = 'events' | 'updates' | 'awareness' | 'changes'
+export type RequestKind = 'events' | 'updates' | 'awareness' | 'changes' | 'document'
 
 /** A request that failed, as the provider reports it in its `connection-error` event. */
 export interface ConnectionError {
@@ -103,6 +103,26 @@ export class Transport {
 
   private headers (extra: Record<string, string> = {}): Record<string, string> {
     return { ...this.options.headers, ...(this.token === null ? {} : { Authorization: `Bearer ${this.token}` }), ...extra }
+  }
+
+  /**
+   * GETs the whole document and its event ID (from the `ETag`; an empty document when nobody wrote
+   * it yet); `null` when the request failed. Fetches a token first if none is held yet.
+   */
+  async getDocument (signal: AbortSignal): Promise<{ update: Uint8Array; eventId: string } | null> {
+    try {
+      if (this.token === null && (await this.refreshToken('document')) !== null) return null
+      // A document nobody wrote yet is empty, not a 404 a browser would log as an error.
+      const response = await this.options.fetch(this.url('document', { [Param.missing]: 'empty' }), { headers: this.headers(), signal })
+      const eventId = response.headers.get('etag')?.replace(/^W\//, '').replaceAll('"', '') ?? ''
+      if (!response.ok || !isValidEventId(eventId)) {
+        await response.body?.cancel()
+        return null
+      }
+      return { update: new Uint8Array(await response.arrayBuffer()), eventId }
+    } catch {
+      return null
+    }
   }
 
   /** Opens the document's event stream; rejects only on network errors and aborts. */

@@ -34,9 +34,14 @@ describe('providers sharing one stream', () => {
     const writers = docIds.map(docId => provider(server, docId, { fetch: writeLog.fetch, maxBackoffTime: 300 }))
     await Promise.all([...readers, ...writers].map(p => p.whenSynced()))
     // One stream for the readers, one for the writers: not one per document.
-    expect(streamsOf(readLog)).toEqual([{ docs: docIds, lastEventIds: docIds.map(() => '') }])
+    // Each resumes from its (empty) snapshot's event ID.
+    expect(streamsOf(readLog)).toEqual([{ docs: docIds, lastEventIds: docIds.map(() => '0') }])
     expect(streamsOf(writeLog)).toHaveLength(1)
-    expect(readLog.requests.filter(r => r.method === 'GET' && r.path.startsWith('/docs/'))).toEqual([])
+    expect(readLog.requests.filter(r => r.method === 'GET' && r.path.startsWith('/docs/') && r.path.endsWith('/events'))).toEqual([])
+    // Each empty document first asked for its snapshot (still empty), all before the one stream opened.
+    const gets = readLog.requests.filter(r => r.method === 'GET').map(r => r.path)
+    expect(gets.slice(0, 20).sort()).toEqual(docIds.map(docId => `/docs/${docId}`).sort())
+    expect(gets[20]).toBe('/events')
 
     writers.forEach((w, i) => w.doc.getText('t').insert(0, `doc ${i}: before`))
     await waitFor(() => readers.every((r, i) => text(r) === text(writers[i] as SseProvider)))
@@ -59,7 +64,7 @@ describe('providers sharing one stream', () => {
     const docIds = [uniqueDocId('tabs'), uniqueDocId('tabs')]
     const [a, b] = docIds.map(docId => provider(server, docId, { fetch: log.fetch, multiplex: 'tabs' })) as [SseProvider, SseProvider]
     await Promise.all([a.whenSynced(), b.whenSynced()])
-    expect(streamsOf(log)).toEqual([{ docs: docIds, lastEventIds: ['', ''] }])
+    expect(streamsOf(log)).toEqual([{ docs: docIds, lastEventIds: ['0', '0'] }])
   })
 
   it('keeps delivering to the other documents while documents join and leave', async () => {

@@ -42,6 +42,38 @@ describe('SseProvider', () => {
     expect(seen.slice(3)).toEqual(['sync:false:existing content', 'disconnected'])
   })
 
+  it('loads an empty document as one compressed snapshot, then resumes the stream from its event ID', async () => {
+    const server = await startServer()
+    const docId = uniqueDocId('snapshot')
+    const writer = provider(server, docId, { multiplex: false })
+    writer.doc.getText('t').insert(0, 'x'.repeat(5000))
+    await waitAcked(writer)
+    const resumes = async (): Promise<string> => (await (await fetch(`${server.url}/metrics`)).text()).split('\n').filter(l => l.startsWith('ysse_resumes_total')).join(' ')
+    const log = new RequestLog()
+    const before = await resumes()
+    const reader = provider(server, docId, { fetch: log.fetch })
+    await reader.whenSynced()
+    expect(text(reader)).toBe('x'.repeat(5000))
+    const gets = log.requests.filter(r => r.method === 'GET').map(r => [r.path, r.status])
+    expect(gets).toEqual([[`/docs/${docId}`, 200], ['/events', 200]])
+    // The stream replayed what came after the snapshot (nothing), not the whole document again.
+    const after = await resumes()
+    expect(after.match(/kind="full"\} (\d+)/)?.[1]).toBe(before.match(/kind="full"\} (\d+)/)?.[1])
+    expect(Number(after.match(/kind="replay"\} (\d+)/)?.[1])).toBe(Number(before.match(/kind="replay"\} (\d+)/)?.[1] ?? 0) + 1)
+
+    // Edits that arrive while the snapshot is on its way are not lost: the stream replays them.
+    const late = provider(server, docId, { fetch: async (input, init) => {
+      const response = await fetch(input, init)
+      if (new URL(String(input)).pathname === `/docs/${docId}`) {
+        writer.doc.getText('t').insert(0, 'late ')
+        await waitAcked(writer)
+      }
+      return response
+    } })
+    await late.whenSynced()
+    await waitFor(() => text(late) === `late ${'x'.repeat(5000)}`)
+  })
+
   it('counts unacknowledged local changes in sync-status, once per synchronous step', async () => {
     const server = await startServer()
     const p = provider(server, uniqueDocId('status'))

@@ -1,3 +1,5 @@
+import { get } from 'node:http'
+import { gunzipSync } from 'node:zlib'
 import { describe, expect, it } from 'vitest'
 import * as Y from 'yjs'
 import fc from 'fast-check'
@@ -151,6 +153,38 @@ describe('document route', () => {
     const doc = new Y.Doc()
     Y.applyUpdate(doc, new Uint8Array(await res.arrayBuffer()))
     expect(doc.getText('t').toString()).toBe('hello')
+  })
+
+  it('answers a document never written with 404, or with the empty document when asked for that', async () => {
+    const { url } = await startServer()
+    expect((await fetch(url + routes.document('nobody'))).status).toBe(404)
+    const res = await fetch(`${url}${routes.document('nobody')}?missing=empty`)
+    expect(res.status).toBe(200)
+    expect(res.headers.get('etag')).toBe('"0"')
+    expect([...new Uint8Array(await res.arrayBuffer())]).toEqual([0, 0])
+  })
+
+  it('sends a large state gzip-compressed to a client that accepts it, with a weak ETag', async () => {
+    const { url } = await startServer()
+    const text = Array.from({ length: 400 }, (_, i) => `line ${i} of a document that compresses well. `).join('')
+    const eventId = await appendUpdate(url, 'big', textUpdate(text))
+    const raw = (acceptEncoding: string): Promise<{ headers: Record<string, string | string[] | undefined>; body: Buffer }> =>
+      new Promise((resolve, reject) => {
+        get(url + routes.document('big'), { headers: { 'accept-encoding': acceptEncoding } }, res => {
+          const chunks: Buffer[] = []
+          res.on('data', (chunk: Buffer) => chunks.push(chunk))
+          res.on('end', () => resolve({ headers: res.headers, body: Buffer.concat(chunks) }))
+        }).on('error', reject)
+      })
+    const plain = await raw('identity')
+    expect(plain.headers['content-encoding']).toBeUndefined()
+    expect(plain.headers.etag).toBe(`"${eventId}"`)
+    const compressed = await raw('gzip, deflate, br')
+    expect(compressed.headers['content-encoding']).toBe('gzip')
+    expect(compressed.headers.etag).toBe(`W/"${eventId}"`)
+    expect(compressed.headers.vary).toMatch(/Accept-Encoding/i)
+    expect(gunzipSync(compressed.body).equals(plain.body)).toBe(true)
+    expect(compressed.body.length * 3).toBeLessThan(plain.body.length)
   })
 })
 
