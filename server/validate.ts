@@ -9,6 +9,7 @@
  * 2. Applying the update to an empty `Y.Doc`, which catches what only integration notices.
  */
 import * as Y from 'yjs'
+import { workDoc } from './ydoc.js'
 import * as decoding from 'lib0/decoding'
 import { ErrorCode, ProtocolError } from '../shared/errors.js'
 import type { ClockRange } from './store/history.js'
@@ -122,7 +123,7 @@ const walkUpdate = (update: Uint8Array): boolean => {
 export const validateUpdate = (update: Uint8Array): ClockRange[] => {
   try {
     const skips = walkUpdate(update)
-    Y.applyUpdate(new Y.Doc(), update)
+    Y.applyUpdate(workDoc({ gc: true }), update)
     if (skips) return []
     const { from, to } = Y.parseUpdateMeta(update)
     return [...to].map(([client, end]) => ({ client, from: from.get(client) ?? 0, to: end }))

@@ -6,6 +6,7 @@
  */
 import * as Y from 'yjs'
 import type { StreamId } from './history.js'
+import { workDoc } from '../ydoc.js'
 
 /**
  * A document merged at one head: its whole state, or what a state vector lacks. Valid only in the
@@ -99,7 +100,7 @@ export class MergedDocs {
    * keeps it when it fits the budget. `refused`: the indices of updates Yjs refused (left out).
    */
   build (docId: string, epoch: string, head: StreamId, state: Uint8Array | null, updates: readonly Uint8Array[]): { merged: MergedState; refused: number[] } {
-    const doc = new Y.Doc({ gc: true })
+    const doc = workDoc({ gc: true })
     if (state !== null) applyAll(doc, [state])
     const refused = applyAll(doc, updates)
     const applied = (state?.length ?? 0) + updates.reduce((sum, u, i) => refused.includes(i) ? sum : sum + u.length, 0)
