@@ -84,7 +84,7 @@ export const idleRooms = {
       headline: ['perConnectionBytes', 'totalBytes'],
       notes: [
         'Resident memory of the server process after a full GC: empty, with one client per document (which writes a small update), with two. Per connection = the step from one to two clients per document; per document = the rest.',
-        'y-sse keeps documents in Redis, not in the server process: its per-document memory is the subscription and stream state only.'
+        'y-sse stores documents in Redis; per document the server holds its subscription and, for a document being read, the document merged in memory (a `Y.Doc`, within the store\'s `mergedDocsBytes` budget).'
       ]
     }]
   }
