@@ -13,7 +13,7 @@ import type { DocEvent, DocListener, DocumentStore, StreamPositions, ValidatedUp
 import type { Logger } from '../logger.js'
 import { DEFAULT_CHANGES_RETENTION } from './change-feed.js'
 import type { StoreObserver } from '../metrics.js'
-import { MergedDocs, mergedUpdate, type MergedState } from './merged-docs.js'
+import { MergedDocs, mergedUpdate, type MergedDoc, type MergedState } from './merged-docs.js'
 
 /** Tuning of every store; see {@link storeDefaults}. */
 export interface StoreOptions {
@@ -134,6 +134,8 @@ export abstract class LogStore implements DocumentStore {
   private readonly merged: MergedDocs
   /** Documents whose merged state is about to be brought up to date ({@link follow}). */
   private readonly following = new Map<string, NodeJS.Timeout>()
+  /** The stream ID of the last update emitted, by watched document (forgotten when the watch ends). */
+  private readonly lastEmitted = new Map<string, StreamId>()
   /** Those merges running now, which {@link close} waits for. */
   private readonly merging = new Set<Promise<void>>()
   /** Watches being set up, by document. */
@@ -211,24 +213,19 @@ export abstract class LogStore implements DocumentStore {
     if (kept !== undefined) {
       const head = kept.head
       const read = await this.readAfter(docId, head)
-      // Still the one kept and where it was, of this life of the document, and the log continues from there.
-      const unmoved = this.merged.holds(docId, kept) && kept.head === head
-      if (unmoved && read.snapshot.epoch === kept.epoch && replayable(read, formatEventId(kept.epoch, head)) &&
-        this.merged.advance(docId, kept, read.snapshot.head, read.entries.map(e => e.update))) {
+      // Still the one kept, of this life of the document, and the log continues from where it was
+      // (it may have moved on meanwhile, by updates delivered here).
+      if (this.merged.holds(docId, kept) && read.snapshot.epoch === kept.epoch && replayable(read, formatEventId(kept.epoch, head)) &&
+        this.catchUp(docId, kept, head, read.entries, read.snapshot.head)) {
         return use({ snapshot: read.snapshot, checkpoints: [], pending: [], refused: [], merged: kept })
       }
-      // Moved on by a later read meanwhile, or no longer continuous: merge from a whole read.
     }
     const { snapshot, checkpoints, state, entries } = await this.readFull(docId)
     const whole = { snapshot, checkpoints, pending: entries }
     if (snapshot.epoch === null || (state === null && entries.length === 0)) return use({ ...whole, refused: [], merged: mergedUpdate(mergeAll([])) })
-    // A document kept merged at the compacted state or at one of these entries needs only the rest.
     const current = this.merged.get(docId)
-    if (current !== undefined && current.epoch === snapshot.epoch) {
-      const from = current.head === snapshot.compacted ? 0 : entries.findIndex(e => e.id === current.head) + 1
-      if (from > 0 || current.head === snapshot.compacted) {
-        if (this.merged.advance(docId, current, snapshot.head, entries.slice(from).map(e => e.update))) return use({ ...whole, refused: [], merged: current })
-      }
+    if (current !== undefined && current.epoch === snapshot.epoch && this.catchUp(docId, current, snapshot.compacted, entries, snapshot.head)) {
+      return use({ ...whole, refused: [], merged: current })
     }
     const { merged, refused } = this.merged.build(docId, snapshot.epoch, snapshot.head, state, entries.map(e => e.update))
     return use({ ...whole, refused: refused.map(i => entries[i]?.id ?? ''), merged })
@@ -265,6 +262,7 @@ export abstract class LogStore implements DocumentStore {
       current.delete(listener)
       if (current.size === 0) {
         this.listeners.delete(docId)
+        this.lastEmitted.delete(docId)
         this.unwatch(docId).catch(error => this.options.logger.warn('unwatch failed', { docId, error: String(error) }))
       }
     }
@@ -293,7 +291,23 @@ export abstract class LogStore implements DocumentStore {
         this.options.logger.error('subscriber failed', { docId, error: String(error) })
       }
     }
-    if (event.type === 'update') this.follow(docId)
+    if (event.type === 'update') this.keepMerged(docId, event.eventId, event.update)
+    else if (event.type === 'reset') this.lastEmitted.delete(docId)
+  }
+
+  /**
+   * A watch delivers a document's updates in order and without gaps, so an update that directly
+   * follows the head the document is merged at is applied at once; otherwise the merged document
+   * is brought up to date by a read ({@link follow}).
+   */
+  private keepMerged (docId: string, eventId: string, update: Uint8Array): void {
+    const parsed = parseEventId(eventId)
+    if (parsed === null) return
+    const previous = this.lastEmitted.get(docId)
+    this.lastEmitted.set(docId, parsed.id)
+    const kept = this.merged.get(docId)
+    if (kept !== undefined && kept.epoch === parsed.epoch && kept.head === previous && this.merged.advance(docId, kept, parsed.id, [update])) return
+    this.follow(docId)
   }
 
   /**
@@ -326,6 +340,15 @@ export abstract class LogStore implements DocumentStore {
 
   private compactInBackground (docId: string): void {
     this.compact(docId).catch(error => this.options.logger.error('compaction failed', { docId, error: String(error) }))
+  }
+
+  /**
+   * Brings a merged document to `head` with `entries` (everything stored after `after`), when it is
+   * merged at `after` or at one of those entries; false otherwise (or when Yjs refused one).
+   */
+  private catchUp (docId: string, merged: MergedDoc, after: StreamId, entries: readonly LogEntry[], head: StreamId): boolean {
+    const from = merged.head === after ? 0 : entries.findIndex(e => e.id === merged.head) + 1
+    return (from > 0 || merged.head === after) && this.merged.advance(docId, merged, head, entries.slice(from).map(e => e.update))
   }
 
   private async compactNow (docId: string): Promise<boolean> {

@@ -652,6 +652,28 @@ describe.each(backends)('DocumentStore contract: $name', (factory) => {
       expect(textOf(docFrom([(await store.sync(doc, {})).update]))).toBe('a new life');
     });
 
+    it('stays exact while readers come and go, also for updates stored while nobody here was reading', async () => {
+      const store = factory.create({ ...manual, ...options }).open();
+      const writer = new Writer();
+      const next = random(13);
+      const expectCurrent = async (): Promise<void> => {
+        expect(textOf(docFrom([(await store.sync(doc, {})).update]))).toBe(textOf(writer.doc));
+      };
+      for (let round = 0; round < 3; round++) {
+        const reader = await collect(store, doc);
+        for (let i = 0; i < 15; i++) {
+          await store.append(doc, validated(writer.typeRandomly(next)));
+          if (i % 5 === 4) await expectCurrent();
+        }
+        await waitFor(() => reader.updates().length === 15, { message: 'updates not delivered' });
+        await expectCurrent();
+        reader.unsubscribe();
+        // Stored while nobody reads here: the merged document must not skip them when reading resumes.
+        await appendAll(store, doc, Array.from({ length: 5 }, () => writer.typeRandomly(next)));
+      }
+      await expectCurrent();
+    });
+
     it('gives syncs racing appends (and the background merge of a document with readers) exactly the document at their event ID', async () => {
       const store = factory.create({ ...manual, ...options }).open();
       const writer = new Writer();
