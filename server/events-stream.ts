@@ -128,14 +128,20 @@ class DocumentFeed {
     return this.doc.docId
   }
 
-  /** Subscribes, syncs and greets with the presence of others; rejects when the store fails. */
-  async open (): Promise<void> {
+  /**
+   * Subscribes, syncs and greets with the presence of others; rejects when the store fails. No
+   * event is written before `ready` (the framing's own set-up) resolves.
+   */
+  async open (ready: Promise<void>): Promise<void> {
     const { docId, awarenessId } = this.doc
     const unsubscribe = await this.store.subscribe(docId, event => this.onEvent(event))
     if (this.released) return unsubscribe()
     this.unsubscribe = unsubscribe
-    if (awarenessId !== null) await this.store.openPresence(docId, awarenessId, this.connectionId)
-    const sync = await this.store.sync(docId, this.doc.from)
+    // Subscribed first, so nothing stored from now on is missed; the rest needs no order among itself.
+    const presence = awarenessId === null ? undefined : this.store.openPresence(docId, awarenessId, this.connectionId)
+    const others = this.store.awareness(docId)
+    others.catch(() => {}) // awaited below, unless an earlier step failed
+    const [sync] = await Promise.all([this.store.sync(docId, this.doc.from), presence, ready])
     if (this.released || this.writer.closed) return
     this.framing.sync(docId, sync.eventId, { update: toBase64(sync.update), stateVector: toBase64(sync.stateVector), resume: sync.resume })
     this.options.metrics?.resumed(sync.resume)
@@ -143,7 +149,7 @@ class DocumentFeed {
     const early = this.early
     this.early = []
     for (const event of early) this.onEvent(event)
-    const present = (await this.store.awareness(docId)).filter(e => e.clientID !== awarenessId)
+    const present = (await others).filter(e => e.clientID !== awarenessId)
     if (present.length > 0 && !this.writer.closed) this.framing.awareness(docId, encodeAwarenessEntries(present))
   }
 
@@ -257,8 +263,10 @@ export class EventsStream {
     this.heartbeat = setInterval(() => this.beat(), this.options.heartbeatMs)
     if (expiresAt !== undefined) this.expiry = setTimeout(() => this.writer.end(), Math.min(MAX_TIMER_MS, Math.max(0, expiresAt - Date.now())))
     try {
-      await this.framing.open?.()
-      await Promise.all(this.feeds.map(feed => feed.open()))
+      // The framing's set-up runs alongside the documents' (each waits for it before writing).
+      const ready = this.framing.open?.() ?? Promise.resolve()
+      ready.catch(() => {}) // awaited by every feed, unless each failed earlier
+      await Promise.all(this.feeds.map(feed => feed.open(ready)))
     } catch (error) {
       this.logger.warn('events stream failed', { error: String(error) })
       this.writer.end()

@@ -155,7 +155,9 @@ export class StreamHub extends MemberSet {
     }
     if (this.reopenQueued) return
     this.reopenQueued = true
-    setTimeout(() => {
+    // A microtask, not a timer: providers created in one synchronous step all attach before it
+    // runs, and a timer would add a millisecond or more to every (re)connection.
+    queueMicrotask(() => {
       this.reopenQueued = false
       if (this.members.size === 0) return
       if (!this.running) {
@@ -164,7 +166,7 @@ export class StreamHub extends MemberSet {
       } else if (this.streaming) {
         this.attempt?.abort(MEMBERS_CHANGED)
       }
-    }, 0)
+    })
   }
 
   private async run (): Promise<void> {
