@@ -58,6 +58,8 @@ if (compactAfterBytes !== undefined) storeOptions.compactAfterBytes = compactAft
 if (maxDocBytes !== undefined) storeOptions.maxDocBytes = maxDocBytes
 const changesRetention = integer('CHANGES_RETENTION')
 if (changesRetention !== undefined) storeOptions.changesRetention = changesRetention
+const mergedDocsBytes = integer('MERGED_DOCS_BYTES', 0)
+if (mergedDocsBytes !== undefined) storeOptions.mergedDocsBytes = mergedDocsBytes
 
 const redisUrl = text('REDIS_URL')
 const clusterNodes = text('REDIS_CLUSTER_NODES')?.split(',').map(node => node.trim()).filter(node => node !== '')

@@ -14,7 +14,7 @@ describe('server/main.ts', () => {
   })
 
   it('serves from Redis and on SIGTERM ends streams and exits 0 within 10 s', async () => {
-    const main = startMain({ REDIS_URL: redisUrl(), REDIS_PREFIX: uniquePrefix('main'), LOG_LEVEL: 'info', COMPACT_AFTER_UPDATES: '5' })
+    const main = startMain({ REDIS_URL: redisUrl(), REDIS_PREFIX: uniquePrefix('main'), LOG_LEVEL: 'info', COMPACT_AFTER_UPDATES: '5', MERGED_DOCS_BYTES: '0' })
     await waitFor(() => main.url() !== '', { message: () => JSON.stringify(main.logs) })
     expect(main.logs.find(l => l.msg === 'y-sse listening')?.store).toBe('redis')
     const doc = new Y.Doc()
