@@ -9,6 +9,9 @@
  */
 export type PublishCommand = 'PUBLISH' | 'SPUBLISH'
 
+/** Updates up to this size are published with their notification (see {@link APPEND}). */
+export const INLINE_UPDATE_BYTES = 16 * 1024
+
 /**
  * KEYS: meta, log, stateVector, state, and on one Redis (not a cluster: other slots) the change
  * feed's log, meta and docs (see `changesKeys`). ARGV: update, epoch if new, channel, maximum
@@ -27,6 +30,7 @@ if not epoch then
   epoch = ARGV[2]
   redis.call('HSET', KEYS[1], 'epoch', epoch, 'compacted', '0-0', 'floor', '0-0')
 end
+local previous = redis.call('HGET', KEYS[1], 'head') or '0-0'
 local id = redis.call('XADD', KEYS[2], '*', 'u', ARGV[1])
 local n = redis.call('HINCRBY', KEYS[1], 'pendingUpdates', 1)
 local b = redis.call('HINCRBY', KEYS[1], 'pendingBytes', string.len(ARGV[1]))
@@ -37,7 +41,13 @@ for i = 8, #ARGV, 3 do
     redis.call('HSET', KEYS[3], ARGV[i], ARGV[i + 2])
   end
 end
-redis.call('${publish}', ARGV[3], 'u' .. id)
+-- A small update travels in the notification, with the entry before it: a reader whose cursor is
+-- there takes it without reading the log. A larger one is only announced.
+if string.len(ARGV[1]) <= ${INLINE_UPDATE_BYTES} then
+  redis.call('${publish}', ARGV[3], 'U' .. epoch .. '\\n' .. previous .. '\\n' .. id .. '\\n' .. ARGV[1])
+else
+  redis.call('${publish}', ARGV[3], 'u' .. id)
+end
 if #KEYS > 4 then
   -- The change feed, in the same step: no change in one log without the other.
   local feedEpoch = redis.call('HGET', KEYS[6], 'epoch')

@@ -239,6 +239,9 @@ export class RedisStore extends LogStore {
     const docId = docIdOfChannel(this.prefix, channel)
     if (docId === null || !this.cursors.has(docId)) return
     switch (message[0]) {
+      case 0x55: // 'U': a new update with its bytes and the entry before it
+        this.receive(docId, message)
+        return
       case 0x75: // 'u': a new update; read the stream from the cursor
         this.pull(docId)
         return
@@ -256,6 +259,25 @@ export class RedisStore extends LogStore {
     cursor.epoch = epoch
     cursor.id = id
     this.emit(docId, { type: 'reset' })
+  }
+
+  /**
+   * A published update (`U<epoch>\n<previous ID>\n<ID>\n<update>`): emitted at once when it follows
+   * the cursor directly; otherwise (a message missed, a read in progress) the log is read instead.
+   */
+  private receive (docId: string, message: Buffer): void {
+    const cursor = this.cursors.get(docId)
+    if (cursor === undefined) return
+    const first = message.indexOf(0x0a, 1)
+    const second = message.indexOf(0x0a, first + 1)
+    const third = message.indexOf(0x0a, second + 1)
+    const epoch = message.toString('latin1', 1, first)
+    if (first < 0 || second < 0 || third < 0 || cursor.pulling || cursor.epoch !== epoch || cursor.id !== message.toString('latin1', first + 1, second)) {
+      this.pull(docId)
+      return
+    }
+    cursor.id = message.toString('latin1', second + 1, third)
+    this.emit(docId, { type: 'update', eventId: formatEventId(epoch, cursor.id), update: new Uint8Array(message.subarray(third + 1)) })
   }
 
   /** Reads the stream after the cursor and emits each update; one reader per document at a time. */
