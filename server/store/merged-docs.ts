@@ -30,21 +30,24 @@ export const mergedUpdate = (state: Uint8Array): MergedState => ({
  * encoded size (measured on the automerge-paper trace: 311 KB encoded, 3.0 MB of heap), and an
  * empty one about 3 KB.
  */
-const EMPTY_DOC_BYTES = 3 * 1024
-const HEAP_PER_ENCODED_BYTE = 10
+const heapEstimate = (encodedBytes: number): number => 3 * 1024 + 10 * encodedBytes
 
 /** One document merged in a `Y.Doc` at `head`. */
 export class MergedDoc implements MergedState {
   /** The whole document at `head`, encoded on first use. */
-  encoded: Uint8Array | null = null
-  bytes: number
+  private encoded: Uint8Array | null = null
+  /** Estimated heap: from the encoded size when last encoded, plus what was applied since (an upper bound). */
+  bytes = 0
 
-  constructor (readonly epoch: string, public head: StreamId, readonly doc: Y.Doc, appliedBytes: number) {
-    this.bytes = EMPTY_DOC_BYTES + HEAP_PER_ENCODED_BYTE * appliedBytes
-  }
+  /** @param resized - told how much the estimate changed. */
+  constructor (readonly epoch: string, public head: StreamId, readonly doc: Y.Doc, private readonly resized: (delta: number) => void) {}
 
   full (): Uint8Array {
-    this.encoded ??= Y.encodeStateAsUpdate(this.doc)
+    if (this.encoded === null) {
+      this.encoded = Y.encodeStateAsUpdate(this.doc)
+      // Deleted text the updates carried is gone from the document: measure again.
+      this.resize(heapEstimate(this.encoded.length))
+    }
     return this.encoded
   }
 
@@ -54,6 +57,19 @@ export class MergedDoc implements MergedState {
 
   stateVector (): Uint8Array {
     return Y.encodeStateVector(this.doc)
+  }
+
+  /** Records updates applied up to `head`. */
+  moved (head: StreamId, appliedBytes: number): void {
+    this.head = head
+    this.encoded = null
+    this.resize(this.bytes + 10 * appliedBytes)
+  }
+
+  private resize (bytes: number): void {
+    const delta = bytes - this.bytes
+    this.bytes = bytes
+    this.resized(delta)
   }
 }
 
@@ -103,15 +119,17 @@ export class MergedDocs {
     const doc = workDoc({ gc: true })
     if (state !== null) applyAll(doc, [state])
     const refused = applyAll(doc, updates)
-    const applied = (state?.length ?? 0) + updates.reduce((sum, u, i) => refused.includes(i) ? sum : sum + u.length, 0)
-    const merged = new MergedDoc(epoch, head, doc, applied)
     this.delete(docId)
+    let kept = false
+    const merged: MergedDoc = new MergedDoc(epoch, head, doc, delta => { if (kept && this.holds(docId, merged)) this.bytes += delta })
+    // Sized by its encoding, which a cold sync or a compaction needs next anyway.
+    const update = merged.full()
     if (merged.bytes > this.budgetBytes) {
-      const update = merged.full()
       doc.destroy()
       return { merged: mergedUpdate(update), refused }
     }
     this.docs.set(docId, merged)
+    kept = true
     this.bytes += merged.bytes
     this.evict()
     return { merged, refused }
@@ -127,14 +145,8 @@ export class MergedDocs {
       this.delete(docId)
       return false
     }
-    merged.head = head
-    merged.encoded = null
-    const grown = HEAP_PER_ENCODED_BYTE * updates.reduce((sum, u) => sum + u.length, 0)
-    merged.bytes += grown
-    if (this.holds(docId, merged)) {
-      this.bytes += grown
-      this.evict()
-    }
+    merged.moved(head, updates.reduce((sum, u) => sum + u.length, 0))
+    if (this.holds(docId, merged)) this.evict()
     return true
   }
 

@@ -1,0 +1,63 @@
+import { describe, expect, it } from 'vitest'
+import * as Y from 'yjs'
+import { MergedDocs } from '../../server/store/merged-docs.js'
+
+/** A document of `length` characters as one update. */
+const textUpdate = (length: number): Uint8Array => {
+  const doc = new Y.Doc()
+  doc.getText('t').insert(0, 'x'.repeat(length))
+  return Y.encodeStateAsUpdate(doc)
+}
+
+const textOf = (update: Uint8Array): string => {
+  const doc = new Y.Doc()
+  Y.applyUpdate(doc, update)
+  return doc.getText('t').toString()
+}
+
+describe('documents kept merged in memory', () => {
+  it('keeps the most recently used within the budget, and serves one too large for it without keeping it', () => {
+    const merged = new MergedDocs(100 * 1024)
+    for (const docId of ['a', 'b', 'c']) merged.build(docId, 'e', '1-0', textUpdate(2000), [])
+    expect(['a', 'b', 'c'].map(docId => merged.get(docId) !== undefined)).toEqual([true, true, true])
+    // About 23 KB each, so four fit. Touching "a" makes "b" the least recently used: the fifth evicts it.
+    merged.get('a')
+    merged.build('d', 'e', '1-0', textUpdate(2000), [])
+    merged.build('f', 'e', '1-0', textUpdate(2000), [])
+    expect(['a', 'b', 'c', 'd', 'f'].map(docId => merged.get(docId) !== undefined)).toEqual([true, false, true, true, true])
+
+    const { merged: large } = merged.build('large', 'e', '1-0', textUpdate(50_000), [])
+    expect(merged.get('large')).toBeUndefined()
+    expect(textOf(large.full())).toBe('x'.repeat(50_000))
+  })
+
+  it('estimates from what was applied, then from the encoded size once deleted text is gone', () => {
+    const merged = new MergedDocs(1024 * 1024 * 1024)
+    const writer = new Y.Doc()
+    const updates: Uint8Array[] = []
+    writer.on('update', (update: Uint8Array) => updates.push(update))
+    merged.build('d', 'e', '1-0', null, [])
+    const doc = merged.get('d')
+    if (doc === undefined) throw new Error('not kept')
+    const empty = doc.bytes
+    // Typed and deleted again: the updates are large, the document stays small.
+    for (let i = 0; i < 20; i++) {
+      writer.getText('t').insert(0, 'y'.repeat(5000))
+      writer.getText('t').delete(0, 5000)
+    }
+    expect(merged.advance('d', doc, '2-0', updates)).toBe(true)
+    const applied = updates.reduce((sum, u) => sum + u.length, 0)
+    expect(doc.bytes).toBeGreaterThanOrEqual(empty + 10 * applied)
+    expect(textOf(doc.full())).toBe('')
+    expect(doc.bytes).toBeLessThan(empty + applied)
+  })
+
+  it('refuses to advance past an update Yjs rejects, and forgets the document', () => {
+    const merged = new MergedDocs(1024 * 1024)
+    merged.build('d', 'e', '1-0', textUpdate(10), [])
+    const doc = merged.get('d')
+    if (doc === undefined) throw new Error('not kept')
+    expect(merged.advance('d', doc, '2-0', [new Uint8Array([1, 2, 3])])).toBe(false)
+    expect(merged.get('d')).toBeUndefined()
+  })
+})
