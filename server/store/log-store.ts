@@ -178,12 +178,15 @@ export abstract class LogStore implements DocumentStore {
     if (parsed !== null) {
       const read = await this.readAfter(docId, parsed.id)
       if (replayable(read, from.lastEventId)) {
-        const replay = replaySync(read.snapshot, read.entries)
         // A replay carries every character typed since the resume point, also those deleted since.
         // When it is not small and the client sent its state vector, a diff of the merged (garbage
-        // collected) state may be far smaller: send whichever is.
-        if (from.stateVector === undefined || replay.update.length <= REPLAY_ALWAYS_BYTES) return replay
+        // collected) state may be far smaller: send whichever is. Merging the entries shrinks them
+        // little, so a diff smaller than the entries wins without merging them.
+        const bytes = read.entries.reduce((sum, e) => sum + e.update.length, 0)
+        if (from.stateVector === undefined || bytes <= REPLAY_ALWAYS_BYTES) return replaySync(read.snapshot, read.entries)
         const diff = await this.withMerged(docId, false, ({ snapshot, merged }) => diffSync(snapshot, merged, null, from))
+        if (diff.update.length < bytes) return diff
+        const replay = replaySync(read.snapshot, read.entries)
         return diff.update.length < replay.update.length ? diff : replay
       }
       // Inside the retained log yet not an entry: this server never issued it, so no checkpoint
