@@ -66,6 +66,14 @@ export const MEMBERS_CHANGED = new Error('the set of documents changed')
 /** The `svs` parameter is left out beyond this length: a request line of a few KB passes every proxy. */
 const MAX_STATE_VECTORS_PARAM = 4096
 
+/** The per-document resume points of a multiplexed stream's query (`lastEventIds`, and `svs` while the URL stays short). */
+export const resumeQuery = (points: readonly ResumePoint[]): Record<string, string> => {
+  const query: Record<string, string> = { [Param.lastEventIds]: points.map(p => p.lastEventId ?? '').join(',') }
+  const stateVectors = points.map(p => p.stateVector ?? '').join(',')
+  if (stateVectors.length <= MAX_STATE_VECTORS_PARAM) query[Param.stateVectors] = stateVectors
+  return query
+}
+
 /** Delay before resuming a stream the server ended, when it sent no `retry:`. */
 export const DEFAULT_RETRY_MS = 1000
 
@@ -204,16 +212,13 @@ export class StreamHub extends MemberSet {
     const attached = [...this.members.values()]
     await Promise.all(attached.map(a => a.member.prepare(attempt.signal)))
     if (attempt.signal.aborted) return null
-    const points = attached.map(a => a.member.resumePoint())
+    // Every provider knows its own position exactly (the tag line names each document's event ID),
+    // so the stream's own last event ID is not needed.
     const query: Record<string, string> = {
       [Param.docs]: attached.map(a => a.member.docName).join(','),
       [Param.awareness]: attached.map(a => String(a.member.awarenessId())).join(','),
-      [Param.lastEventIds]: points.map(p => p.lastEventId ?? '').join(',')
+      ...resumeQuery(attached.map(a => a.member.resumePoint()))
     }
-    // Every provider knows its own position exactly (the tag line names each document's event ID),
-    // so the stream's own last event ID is not needed. State vectors go along while the URL stays short.
-    const stateVectors = points.map(p => p.stateVector ?? '').join(',')
-    if (stateVectors.length <= MAX_STATE_VECTORS_PARAM) query[Param.stateVectors] = stateVectors
     let response: Response
     try {
       response = await this.transport.openMultiplexedEvents(query, attempt.signal)

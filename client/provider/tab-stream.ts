@@ -14,13 +14,20 @@ import { Param } from '../../shared/protocol.js'
 import { sleep } from './backoff.js'
 import { dispatchMultiplexed, readEvents } from './event-stream.js'
 import { ReconnectPolicy } from './reconnect.js'
-import { DEFAULT_RETRY_MS, MEMBERS_CHANGED, MemberSet, sameIdentity, type HubIdentity } from './stream-hub.js'
+import { DEFAULT_RETRY_MS, MEMBERS_CHANGED, MemberSet, resumeQuery, sameIdentity, type HubIdentity, type ResumePoint } from './stream-hub.js'
 import { failureOf, networkFailure, type ConnectionError, type RequestFailure, type Transport } from './transport.js'
+
+/** A document a tab follows: who reads it, and where it stood when the tab announced it. */
+interface TabDoc {
+  docName: string
+  awarenessId: number
+  resume: ResumePoint
+}
 
 /** What tabs tell each other on the channel. */
 type TabMessage =
-  /** A tab's documents and their awareness IDs (none: the tab left). */
-  | { kind: 'docs'; tab: string; docs: [string, number][] }
+  /** A tab's documents (none: the tab left). */
+  | { kind: 'docs'; tab: string; docs: TabDoc[] }
   /** A new tab: the others announce their documents to it. */
   | { kind: 'hello'; tab: string }
   /** The leader (re)opens the stream: providers are not synced until their next sync event. */
@@ -46,7 +53,7 @@ export class TabStreamHub extends MemberSet {
   private readonly tab = `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`
   private readonly name: string
   /** The other tabs' documents. */
-  private readonly others = new Map<string, [string, number][]>()
+  private readonly others = new Map<string, TabDoc[]>()
   private readonly channel: BroadcastChannel
   /** Cancels the lock request (or releases the lock) when the hub closes. */
   private readonly lockRequest = new AbortController()
@@ -93,8 +100,8 @@ export class TabStreamHub extends MemberSet {
     this.setChanged()
   }
 
-  private ownDocs (): [string, number][] {
-    return [...this.members.values()].map(({ member }) => [member.docName, member.awarenessId()])
+  private ownDocs (): TabDoc[] {
+    return [...this.members.values()].map(({ member }) => ({ docName: member.docName, awarenessId: member.awarenessId(), resume: member.resumePoint() }))
   }
 
   private announce (): void {
@@ -179,11 +186,11 @@ export class TabStreamHub extends MemberSet {
     dispatchMultiplexed({ event: message.event, id: message.id, data: message.data }, docId => this.members.get(docId)?.member.handlers, id => { this.lastEventId = id })
   }
 
-  /** The documents of every tab, each once, with an awareness ID reading it. */
-  private union (): Map<string, number> {
-    const docs = new Map<string, number>()
-    for (const [docName, awarenessId] of [...this.ownDocs(), ...[...this.others.values()].flat()]) {
-      if (!docs.has(docName)) docs.set(docName, awarenessId)
+  /** The documents of every tab, each once (this tab's first: their positions are current). */
+  private union (): Map<string, TabDoc> {
+    const docs = new Map<string, TabDoc>()
+    for (const doc of [...this.ownDocs(), ...[...this.others.values()].flat()]) {
+      if (!docs.has(doc.docName)) docs.set(doc.docName, doc)
     }
     return docs
   }
@@ -241,11 +248,14 @@ export class TabStreamHub extends MemberSet {
   private async openStream (attempt: AbortController): Promise<RequestFailure | null> {
     const tokenFailure = await this.transport.refreshToken('events')
     if (tokenFailure !== null || attempt.signal.aborted) return tokenFailure
-    const docs = this.union()
-    this.streamDocs = [...docs.keys()].join(',')
+    const docs = [...this.union().values()]
+    this.streamDocs = docs.map(doc => doc.docName).join(',')
+    // The stream's last event ID resumes the documents it carried; the others (just joined) come
+    // from where their tab said they stood.
     const query: Record<string, string> = {
       [Param.docs]: this.streamDocs,
-      [Param.awareness]: [...docs.values()].map(String).join(',')
+      [Param.awareness]: docs.map(doc => String(doc.awarenessId)).join(','),
+      ...resumeQuery(docs.map(doc => doc.resume))
     }
     if (this.lastEventId !== null) query[Param.lastEventId] = this.lastEventId
     let response: Response
