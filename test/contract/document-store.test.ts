@@ -544,6 +544,21 @@ describe.each(backends)('DocumentStore contract: $name', (factory) => {
   });
 
   describe.runIf(factory.name.startsWith('RedisStore'))('two instances on one Redis (Redis only: a MemoryStore is one process)', () => {
+    it('deliver small updates (carried by their notification) and large ones (read from the log) in order, exactly once', async () => {
+      const backend = factory.create(manual);
+      const [a, b, c] = [backend.open(), backend.open(), backend.open()];
+      const sub = await collect(c, doc);
+      const writer = new Writer();
+      const next = random(21);
+      // Two writers on two instances, concurrently; every fifth update is too large to ride along.
+      const updates = Array.from({ length: 40 }, (_, i) => (i % 5 === 4 ? writer.insert('L'.repeat(20_000)) : writer.typeRandomly(next)));
+      const ids = await Promise.all(updates.map((update, i) => (i % 2 === 0 ? a : b).append(doc, validated(update))));
+      await waitFor(() => sub.updates().length >= updates.length, { message: () => `${sub.updates().length} of ${updates.length} updates received` });
+      const received = sub.updates().map((e) => e.eventId);
+      expect(received).toEqual([...ids].sort((x, y) => (c.isAfter(x, y) ? 1 : -1)));
+      expect(textOf(docFrom(sub.updates().map((e) => e.update)))).toBe(textOf(writer.doc));
+    });
+
     it('deliver updates, awareness and resets appended on the other', async () => {
       const backend = factory.create(manual);
       const [a, b] = [backend.open(), backend.open()];

@@ -1,0 +1,52 @@
+/** How a Redis store turns its channel's notifications into deliveries (the format is in docs/redis-cluster.md). */
+import { Redis } from 'ioredis'
+import * as Y from 'yjs'
+import { describe, expect, it } from 'vitest'
+import { RedisStore } from '../../server/store/redis-store.js'
+import { docKeys } from '../../server/store/redis-keys.js'
+import { parseEventId } from '../../server/store/history.js'
+import type { DocEvent } from '../../server/store/types.js'
+import { validateUpdate } from '../../server/validate.js'
+import { redisUrl, uniquePrefix } from '../helpers/redis.js'
+import { onCleanup } from '../helpers/server.js'
+import { waitFor } from '../helpers/wait.js'
+
+const textUpdate = (doc: Y.Doc, text: string): Uint8Array => {
+  let captured: Uint8Array | null = null
+  const capture = (update: Uint8Array): void => { captured = update }
+  doc.on('update', capture)
+  doc.getText('t').insert(doc.getText('t').length, text)
+  doc.off('update', capture)
+  if (captured === null) throw new Error('no update')
+  return captured
+}
+
+describe('notifications of a Redis store', () => {
+  it('delivers an update carried by a notification only when it follows the delivered position; otherwise reads the log', async () => {
+    const prefix = uniquePrefix('notify')
+    const store = new RedisStore({ redis: redisUrl(), prefix })
+    const publisher = new Redis(redisUrl())
+    onCleanup(async () => {
+      publisher.disconnect()
+      await store.close()
+    })
+    const events: DocEvent[] = []
+    await store.subscribe('d', event => events.push(event))
+    const writer = new Y.Doc()
+    const first = textUpdate(writer, 'stored')
+    const firstId = await store.append('d', { bytes: first, ranges: validateUpdate(first) })
+    await waitFor(() => events.length === 1)
+    const parsed = parseEventId(firstId)
+    if (parsed === null || parsed.epoch === null) throw new Error('bad event ID')
+
+    // A notification whose update does not follow what was delivered (here: forged, after an entry
+    // that does not exist) is not taken at its word: the log has nothing new, so nothing is delivered.
+    const forged = textUpdate(new Y.Doc(), 'forged')
+    const channel = docKeys(prefix, 'd').channel
+    await publisher.publish(channel, Buffer.concat([Buffer.from(`U${parsed.epoch}\n1-1\n${Date.now() + 1000}-0\n`), forged]))
+    const second = textUpdate(writer, ' and more')
+    const secondId = await store.append('d', { bytes: second, ranges: validateUpdate(second) })
+    await waitFor(() => events.length >= 2)
+    expect(events.map(e => e.type === 'update' ? e.eventId : e.type)).toEqual([firstId, secondId])
+  })
+})
