@@ -56,26 +56,13 @@ export const readEventStream = (body: ReadableStream<Uint8Array>, handlers: Even
   readEvents(body, ({ event, id, data }) => dispatch(handlers, event, id, data), ms => handlers.retry(ms), abort)
 
 /**
- * Reads a multiplexed `GET /events` response like {@link readEventStream}: each event goes to the
- * handlers of the document it is tagged with (events of documents no longer followed are skipped),
- * then `moved` is told the stream's event ID, which resumes every document at once.
- */
-export const readMultiplexedStream = (
-  body: ReadableStream<Uint8Array>,
-  handlersOf: (docId: string) => EventStreamHandlers | undefined,
-  retry: (ms: number) => void,
-  moved: (streamEventId: string) => void,
-  abort: AbortController
-): Promise<void> => readEvents(body, message => dispatchMultiplexed(message, handlersOf, moved), retry, abort)
-
-/**
  * Hands one event of a multiplexed stream to the handlers of the document it is tagged with, then
- * tells `moved` the stream's event ID; throws on a malformed event or when a handler throws.
+ * tells `moved` (if given) the stream's event ID; throws on a malformed event or when a handler throws.
  */
 export const dispatchMultiplexed = (
   { event, id, data }: EventSourceMessage,
   handlersOf: (docId: string) => EventStreamHandlers | undefined,
-  moved: (streamEventId: string) => void
+  moved?: (streamEventId: string) => void
 ): void => {
   // `<docId>[ <document event ID>]`, a line break, then the single-document stream's data.
   const lineEnd = data.indexOf('\n')
@@ -83,7 +70,7 @@ export const dispatchMultiplexed = (
   const [docId = '', docEventId] = data.slice(0, lineEnd).split(' ')
   const handlers = handlersOf(docId)
   if (handlers !== undefined) dispatch(handlers, event, docEventId, data.slice(lineEnd + 1))
-  if (id !== undefined) moved(id)
+  if (id !== undefined) moved?.(id)
 }
 
 /**

@@ -9,7 +9,8 @@
  */
 import { Param } from '../../shared/protocol.js'
 import { sleep } from './backoff.js'
-import { readMultiplexedStream, type EventStreamHandlers } from './event-stream.js'
+import type { EventSourceMessage } from 'eventsource-parser'
+import { dispatchMultiplexed, readEvents, type EventStreamHandlers } from './event-stream.js'
 import { ReconnectPolicy } from './reconnect.js'
 import { failureOf, networkFailure, type ConnectionError, type RequestFailure, type TokenSource, type Transport } from './transport.js'
 
@@ -72,6 +73,38 @@ export const resumeQuery = (points: readonly ResumePoint[]): Record<string, stri
   const stateVectors = points.map(p => p.stateVector ?? '').join(',')
   if (stateVectors.length <= MAX_STATE_VECTORS_PARAM) query[Param.stateVectors] = stateVectors
   return query
+}
+
+/**
+ * Opens `GET /events` with `query` and hands each event to `onEvent` until the stream ends;
+ * resolves `null` when a synced stream ended, else why it failed. The first event with an ID is a
+ * sync event: from then on, an end is a resume, not a failure.
+ */
+export const followMultiplexedStream = async (
+  transport: Transport,
+  query: Record<string, string>,
+  onEvent: (message: EventSourceMessage) => void,
+  onRetry: (ms: number) => void,
+  attempt: AbortController
+): Promise<RequestFailure | null> => {
+  let response: Response
+  try {
+    response = await transport.openMultiplexedEvents(query, attempt.signal)
+  } catch (error) {
+    return networkFailure('events', error)
+  }
+  if (response.status !== 200 || response.body === null) return failureOf('events', response)
+  let synced = false
+  try {
+    await readEvents(response.body, message => {
+      onEvent(message)
+      if (message.id !== undefined) synced = true
+    }, onRetry, attempt)
+  } catch (error) {
+    if (!synced) return networkFailure('events', attempt.signal.reason ?? error)
+  }
+  // The server ends the stream before syncing when its store fails: that is a failure, not a resume.
+  return synced ? null : networkFailure('events', new Error('the stream ended before its sync event'))
 }
 
 /** Delay before resuming a stream the server ended, when it sent no `retry:`. */
@@ -219,21 +252,7 @@ export class StreamHub extends MemberSet {
       [Param.awareness]: attached.map(a => String(a.member.awarenessId())).join(','),
       ...resumeQuery(attached.map(a => a.member.resumePoint()))
     }
-    let response: Response
-    try {
-      response = await this.transport.openMultiplexedEvents(query, attempt.signal)
-    } catch (error) {
-      return networkFailure('events', error)
-    }
-    if (response.status !== 200 || response.body === null) return failureOf('events', response)
-    // The first event with an ID is a sync event: from then on, an end is a resume, not a failure.
-    let synced = false
-    try {
-      await readMultiplexedStream(response.body, docId => this.members.get(docId)?.member.handlers, ms => { this.retryMs = ms }, () => { synced = true }, attempt)
-    } catch (error) {
-      if (!synced) return networkFailure('events', attempt.signal.reason ?? error)
-    }
-    // The server ends the stream before syncing when its store fails: that is a failure, not a resume.
-    return synced ? null : networkFailure('events', new Error('the stream ended before its sync event'))
+    return followMultiplexedStream(this.transport, query, message => dispatchMultiplexed(message, docId => this.members.get(docId)?.member.handlers),
+      ms => { this.retryMs = ms }, attempt)
   }
 }

@@ -12,10 +12,10 @@
  */
 import { Param } from '../../shared/protocol.js'
 import { sleep } from './backoff.js'
-import { dispatchMultiplexed, readEvents } from './event-stream.js'
+import { dispatchMultiplexed } from './event-stream.js'
 import { ReconnectPolicy } from './reconnect.js'
-import { DEFAULT_RETRY_MS, MEMBERS_CHANGED, MemberSet, resumeQuery, sameIdentity, type HubIdentity, type ResumePoint } from './stream-hub.js'
-import { failureOf, networkFailure, type ConnectionError, type RequestFailure, type Transport } from './transport.js'
+import { DEFAULT_RETRY_MS, MEMBERS_CHANGED, MemberSet, followMultiplexedStream, resumeQuery, sameIdentity, type HubIdentity, type ResumePoint } from './stream-hub.js'
+import type { ConnectionError, RequestFailure, Transport } from './transport.js'
 
 /** A document a tab follows: who reads it, and where it stood when the tab announced it. */
 interface TabDoc {
@@ -258,23 +258,9 @@ export class TabStreamHub extends MemberSet {
       ...resumeQuery(docs.map(doc => doc.resume))
     }
     if (this.lastEventId !== null) query[Param.lastEventId] = this.lastEventId
-    let response: Response
-    try {
-      response = await this.transport.openMultiplexedEvents(query, attempt.signal)
-    } catch (error) {
-      return networkFailure('events', error)
-    }
-    if (response.status !== 200 || response.body === null) return failureOf('events', response)
-    let synced = false
-    try {
-      await readEvents(response.body, ({ event, id, data }) => {
-        this.post({ kind: 'event', event, id, data })
-        this.deliver({ event, id, data })
-        if (id !== undefined) synced = true
-      }, ms => { this.retryMs = ms }, attempt)
-    } catch (error) {
-      if (!synced) return networkFailure('events', attempt.signal.reason ?? error)
-    }
-    return synced ? null : networkFailure('events', new Error('the stream ended before its sync event'))
+    return followMultiplexedStream(this.transport, query, ({ event, id, data }) => {
+      this.post({ kind: 'event', event, id, data })
+      this.deliver({ event, id, data })
+    }, ms => { this.retryMs = ms }, attempt)
   }
 }
