@@ -33,6 +33,12 @@ let docCounter = 0
 /** A document ID no other test uses. */
 export const uniqueDocId = (name: string): string => `${name}-${process.pid}-${++docCounter}-${Math.random().toString(36).slice(2, 8)}`
 
+/** How many sync events of each kind (`replay`, `full`, …) the server sent, from its metrics. */
+export const resumes = async (server: { url: string }): Promise<Record<string, number>> => {
+  const text = await (await fetch(`${server.url}/metrics`)).text()
+  return Object.fromEntries([...text.matchAll(/^ysse_resumes_total\{kind="([a-z-]+)"\} (\d+)$/gm)].map(m => [m[1], Number(m[2])]))
+}
+
 /** Creates a provider that is destroyed after the test. */
 export const provider = (server: { url: string }, docId: string, options: Partial<SseProviderOptions> = {}, doc = new Y.Doc()): SseProvider => {
   const created = new SseProvider(server.url, docId, doc, options)

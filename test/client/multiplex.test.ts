@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest'
 import type { ConnectionError, SseProvider } from '../../client/index.js'
 import { ErrorCode, ProtocolError } from '../../shared/errors.js'
 import { waitFor } from '../helpers/wait.js'
-import { RequestLog, provider, startServer, uniqueDocId, waitAcked } from './harness.js'
+import { RequestLog, provider, resumes, startServer, uniqueDocId, waitAcked } from './harness.js'
 
 const text = (p: { doc: Y.Doc }): string => p.doc.getText('t').toString()
 
@@ -17,12 +17,6 @@ const streamsOf = (log: RequestLog): { docs: string[]; lastEventIds: string[] }[
 
 /** A document's own event ID, as the tag line of a multiplexed event names it (`0`: still empty). */
 const DOC_EVENT_ID = /^(0|[a-z0-9]{12}\.\d+-\d+)$/
-
-/** How many sync events of each kind the server sent, from its metrics. */
-const resumes = async (server: { url: string }): Promise<Record<string, number>> => {
-  const text = await (await fetch(`${server.url}/metrics`)).text()
-  return Object.fromEntries([...text.matchAll(/^ysse_resumes_total\{kind="([a-z-]+)"\} (\d+)$/gm)].map(m => [m[1], Number(m[2])]))
-}
 
 describe('providers sharing one stream', () => {
   it('20 documents converge over one stream, and resume through a server restart', async () => {
