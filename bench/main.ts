@@ -9,6 +9,7 @@
  *   --burst N                 edits between yields to the event loop while replaying (default 10)
  *   --subscribers 200,1000    fan-out subscriber counts
  *   --fanout-seconds N        seconds the fan-out writer publishes at 100 updates/s
+ *   --fanout-warmup N         seconds it publishes before that, not measured (default 3)
  *   --missed 10,1000,100000   missed edits of the resume workload
  *   --rooms N                 documents of the idle-rooms workload (two clients each)
  *   --connections N           idle streams the connections workload tries to hold
@@ -41,6 +42,7 @@ const { values } = parseArgs({
     burst: { type: 'string' },
     subscribers: { type: 'string' },
     'fanout-seconds': { type: 'string' },
+    'fanout-warmup': { type: 'string' },
     missed: { type: 'string' },
     rooms: { type: 'string' },
     connections: { type: 'string' },
@@ -68,6 +70,7 @@ const settings: BenchSettings = {
   burst: number(values.burst, 10),
   subscribers: numbers(values.subscribers, quick ? [200] : [200, 1000]),
   fanoutSeconds: number(values['fanout-seconds'], quick ? 3 : 10),
+  fanoutWarmupSeconds: number(values['fanout-warmup'], quick ? 1 : 3),
   missed: numbers(values.missed, quick ? [10, 1000] : [10, 1000, 100_000]),
   rooms: number(values.rooms, quick ? 100 : 500),
   connections: number(values.connections, quick ? 2000 : 10_000)

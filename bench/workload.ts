@@ -19,6 +19,7 @@ export interface BenchSettings {
   subscribers: number[]
   /** Seconds the fan-out writer publishes, at 100 updates/s. */
   fanoutSeconds: number
+  fanoutWarmupSeconds: number
   /** Missed edits of the resume workload. */
   missed: number[]
   /** Documents of the idle-rooms workload (two clients each). */

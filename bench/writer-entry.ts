@@ -3,7 +3,9 @@
  * provider that appends a marker `[seq]` to a text at a fixed rate. Its own event loop keeps its
  * request round trips out of the subscribers' (in a deployment the writer is another machine),
  * which matters for y-sse, whose writer waits for each POST's answer. It reports when each marker
- * was written, on the clock every process on the machine shares.
+ * was written, on the clock every process on the machine shares. A warm-up run with other markers
+ * comes first, so the measured run finds the server's code compiled, as it is after a few seconds
+ * of real traffic.
  */
 import { syncClient } from './clients.js'
 import type { BenchServer } from './servers.js'
@@ -13,35 +15,61 @@ import { now, waitUntil } from './workload.js'
 export interface WriterSpec {
   server: Pick<BenchServer, 'system' | 'url' | 'wsUrl'>
   docId: string
+  /** Markers `[seq]` written in the measured run. */
   count: number
+  /** Markers `{seq}` written before it, at the same rate, to warm up the server (not measured). */
+  warmup: number
   ratePerSecond: number
 }
+
+/** The parent's requests, in this order: warm up, then run. */
+export type WriterRequest = { type: 'warm' } | { type: 'start' }
 
 /** The writer's messages to the parent. */
 export type WriterReply =
   | { type: 'synced' }
+  | { type: 'warmed' }
   | { type: 'done'; published: number[]; text: string }
 
 const send = (message: WriterReply): void => {
   process.send?.(message)
 }
 
+const request = (type: WriterRequest['type']): Promise<void> => new Promise(resolve => {
+  const listener = (message: WriterRequest): void => {
+    if (message.type !== type) return
+    process.off('message', listener)
+    resolve()
+  }
+  process.on('message', listener)
+})
+
 const spec = JSON.parse(process.argv[2] ?? '{}') as WriterSpec
 // Only system, url and wsUrl are used by a client; the rest of a BenchServer belongs to the parent.
 const writer = syncClient(spec.server as BenchServer, spec.docId)
+const text = writer.doc.getText('t')
+
+/** Appends `count` markers at the spec's rate; @returns when each was written. */
+const write = async (count: number, marker: (seq: number) => string): Promise<number[]> => {
+  const published: number[] = []
+  const started = performance.now()
+  for (let seq = 0; seq < count; seq++) {
+    const wait = started + seq * 1000 / spec.ratePerSecond - performance.now()
+    if (wait > 0) await new Promise(resolve => setTimeout(resolve, wait))
+    published.push(now())
+    text.insert(text.length, marker(seq))
+  }
+  await waitUntil(() => writer.acked(), 30_000, () => 'the writer\'s updates were not acknowledged')
+  return published
+}
+
 await writer.whenSynced()
 send({ type: 'synced' })
-await new Promise(resolve => process.once('message', resolve))
-const text = writer.doc.getText('t')
-const published: number[] = []
-const started = performance.now()
-for (let seq = 0; seq < spec.count; seq++) {
-  const wait = started + seq * 1000 / spec.ratePerSecond - performance.now()
-  if (wait > 0) await new Promise(resolve => setTimeout(resolve, wait))
-  published.push(now())
-  text.insert(text.length, `[${seq}]`)
-}
-await waitUntil(() => writer.acked(), 30_000, () => 'the writer\'s updates were not acknowledged')
+await request('warm')
+await write(spec.warmup, seq => `{${seq}}`)
+send({ type: 'warmed' })
+await request('start')
+const published = await write(spec.count, seq => `[${seq}]`)
 send({ type: 'done', published, text: text.toString() })
 process.on('disconnect', () => {
   writer.destroy()

@@ -103,7 +103,13 @@ export interface StreamedDocument {
  */
 class DocumentFeed {
   private readonly connectionId = randomUUID()
-  private head: string | null = null
+  /** The sync event's ID once it was written; the subscription may repeat updates up to it. */
+  private syncedAt: string | null = null
+  /**
+   * Set once an update past the sync event arrived: the subscription delivers in storage order,
+   * so from then on none can repeat what the sync covered and the comparison is skipped.
+   */
+  private pastSeam = false
   /** Events that arrived before the sync event was written. */
   private early: DocEvent[] = []
   /** Updates held back while the client is not reading, merged when it drains. */
@@ -145,7 +151,7 @@ class DocumentFeed {
     if (this.released || this.writer.closed) return
     this.framing.sync(docId, sync.eventId, { update: toBase64(sync.update), stateVector: toBase64(sync.stateVector), resume: sync.resume })
     this.options.metrics?.resumed(sync.resume)
-    this.head = sync.eventId
+    this.syncedAt = sync.eventId
     const early = this.early
     this.early = []
     for (const event of early) this.onEvent(event)
@@ -155,15 +161,17 @@ class DocumentFeed {
 
   private onEvent (event: DocEvent): void {
     if (this.writer.closed) return
-    if (this.head === null) {
+    if (this.syncedAt === null) {
       this.early.push(event)
       return
     }
     switch (event.type) {
       case 'update':
         // Updates the sync event already covered arrive again from the subscription: skip them.
-        if (!this.store.isAfter(event.eventId, this.head)) return
-        this.head = event.eventId
+        if (!this.pastSeam) {
+          if (!this.store.isAfter(event.eventId, this.syncedAt)) return
+          this.pastSeam = true
+        }
         if (this.writer.blocked || this.queue.length > 0) this.enqueue(event)
         else this.sendUpdate(event.eventId, event.update)
         return

@@ -9,32 +9,37 @@ import { spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { syncClient, subscriber, type Subscriber } from '../clients.js'
 import { startServer } from '../servers.js'
-import type { WriterReply, WriterSpec } from '../writer-entry.js'
+import type { WriterReply, WriterRequest, WriterSpec } from '../writer-entry.js'
 import { ConvergenceError, now, perSystem, quantile, waitForText, waitUntil, type BenchContext, type Row, type WorkloadResult } from '../workload.js'
 
 const RATE_PER_SECOND = 100
 /** How long after the last publish every subscriber must have everything. */
 const DRAIN_TIMEOUT_MS = 30_000
 const MARKER = /\[(\d+)\]/g
+/** The writer's warm-up markers, counted but not measured. */
+const WARMUP_MARKER = /\{\d+\}/g
 /** Subscribers opened at once. */
 const OPEN_BATCH = 100
 
 const WRITER = fileURLToPath(new URL('../writer-entry.js', import.meta.url))
 
-/** The writer in its own process (it inherits the client core): synced, then run on request. */
-const startWriter = (spec: WriterSpec): { synced: Promise<void>; run(): Promise<{ published: number[]; text: string }>; stop(): void } => {
+/** The writer in its own process (it inherits the client core): synced, then warmed up, then run on request. */
+const startWriter = (spec: WriterSpec): { synced: Promise<void>; warm(): Promise<void>; run(): Promise<{ published: number[]; text: string }>; stop(): void } => {
   const child = spawn(process.execPath, [WRITER, JSON.stringify({ ...spec, server: { system: spec.server.system, url: spec.server.url, wsUrl: spec.server.wsUrl } })], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
   const replies = (type: WriterReply['type']): Promise<WriterReply> => new Promise((resolve, reject) => {
     child.once('exit', code => reject(new Error(`the writer exited with code ${code}`)))
     child.on('message', (message: WriterReply) => { if (message.type === type) resolve(message) })
   })
-  const synced = replies('synced').then(() => {})
+  const ask = async (request: WriterRequest, reply: WriterReply['type']): Promise<WriterReply> => {
+    const answer = replies(reply)
+    child.send(request)
+    return answer
+  }
   return {
-    synced,
+    synced: replies('synced').then(() => {}),
+    warm: async () => { await ask({ type: 'warm' }, 'warmed') },
     run: async () => {
-      const done = replies('done')
-      child.send({ type: 'start' })
-      const reply = await done
+      const reply = await ask({ type: 'start' }, 'done')
       if (reply.type !== 'done') throw new Error('unexpected writer reply')
       return { published: reply.published, text: reply.text }
     },
@@ -47,6 +52,7 @@ export const fanout = {
   async run (context: BenchContext): Promise<WorkloadResult[]> {
     const { settings } = context
     const count = settings.fanoutSeconds * RATE_PER_SECOND
+    const warmup = settings.fanoutWarmupSeconds * RATE_PER_SECOND
     const rows = await perSystem(context, async system => {
       const out: Row[] = []
       for (const n of settings.subscribers) {
@@ -55,18 +61,21 @@ export const fanout = {
         let stopWriter = (): void => {}
         try {
           const docId = `fanout-${n}-${Date.now()}`
-          const writer = startWriter({ server, docId, count, ratePerSecond: RATE_PER_SECOND })
+          const writer = startWriter({ server, docId, count, warmup, ratePerSecond: RATE_PER_SECOND })
           stopWriter = writer.stop
           await writer.synced
           const receivedAt = new Float64Array(count * n).fill(NaN)
           let received = 0
           let duplicates = 0
+          let warmedUp = 0
           for (let first = 0; first < n; first += OPEN_BATCH) {
             const batch: Subscriber[] = []
             for (let index = first; index < Math.min(n, first + OPEN_BATCH); index++) {
               batch.push(subscriber(server, docId, update => {
                 const at = now()
-                for (const match of Buffer.from(update.buffer, update.byteOffset, update.length).toString('latin1').matchAll(MARKER)) {
+                const bytes = Buffer.from(update.buffer, update.byteOffset, update.length).toString('latin1')
+                warmedUp += bytes.match(WARMUP_MARKER)?.length ?? 0
+                for (const match of bytes.matchAll(MARKER)) {
                   const slot = Number(match[1]) * n + index
                   if (!Number.isNaN(receivedAt[slot])) {
                     duplicates++
@@ -80,6 +89,8 @@ export const fanout = {
             await Promise.all(batch.map(s => s.ready))
             subscribers.push(...batch)
           }
+          await writer.warm()
+          await waitUntil(() => warmedUp >= warmup * n, DRAIN_TIMEOUT_MS, () => `${warmedUp} of ${warmup * n} warm-up deliveries`)
           const usage = server.usage()
           const cpuAtStart = process.cpuUsage()
           const started = performance.now()
@@ -133,7 +144,7 @@ export const fanout = {
     rows.sort((a, b) => (a.variant ?? '').localeCompare(b.variant ?? '', 'en', { numeric: true }))
     return [{
       id: 'fanout',
-      title: `Fan-out: one writer at ${RATE_PER_SECOND} updates/s for ${settings.fanoutSeconds} s, N subscribers on one document`,
+      title: `Fan-out: one writer at ${RATE_PER_SECOND} updates/s for ${settings.fanoutSeconds} s after ${settings.fanoutWarmupSeconds} s of warm-up, N subscribers on one document`,
       metrics: [
         { key: 'p50', label: 'p50 (ms)', better: 'lower' },
         { key: 'p99', label: 'p99 (ms)', better: 'lower' },
@@ -148,6 +159,7 @@ export const fanout = {
       headline: ['p99', 'cpuPerDelivery'],
       notes: [
         'Latency: from the writer\'s local edit to a subscriber finding its marker, over every delivery. The writer (a real provider) runs in its own process on the client core, the subscribers in the bench process; both read the same clock.',
+        'Warm-up: every server is fresh for each row; the writer first publishes for the warm-up seconds (other markers, delivered to every subscriber, not measured), so the numbers are those of a server whose code is compiled, as after a few seconds of real traffic.',
         'Subscribers are light (raw SSE with eventsource-parser over node:http for y-sse; raw ws speaking the peer\'s protocol), all in the client process; "client core busy" is that process\'s CPU time over the wall time: near 1.0 would mean the client side limits the numbers.',
         'Server CPU per delivery: the server\'s CPU time during the run (y-sse: plus Redis) over the deliveries.'
       ]

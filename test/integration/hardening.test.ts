@@ -220,5 +220,18 @@ describe('observability', () => {
     expect(res.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/)
     const echoed = await fetch(url + '/healthz', { headers: { 'x-request-id': 'abc-123' } })
     expect(echoed.headers.get('x-request-id')).toBe('abc-123')
+
+    // Events are counted between scrapes and folded in once per scrape: never twice, never lost.
+    const bytesSent = (metrics: string): number => Number(/^ysse_event_bytes_sent_total (\d+)$/m.exec(metrics)?.[1])
+    const bytesBefore = bytesSent(text)
+    expect(bytesBefore).toBeGreaterThan(0)
+    const again = await (await fetch(url + '/metrics')).text()
+    expect(again).toMatch(/^ysse_events_sent_total\{event="update"\} 1$/m)
+    expect(bytesSent(again)).toBe(bytesBefore)
+    await appendUpdate(url, 'd', update(' world'))
+    await waitFor(() => reader.named('update').length === 2)
+    const later = await (await fetch(url + '/metrics')).text()
+    expect(later).toMatch(/^ysse_events_sent_total\{event="update"\} 2$/m)
+    expect(bytesSent(later)).toBeGreaterThan(bytesBefore)
   })
 })
