@@ -11,6 +11,8 @@ export interface StoreObserver {
   compacted(seconds: number, updates: number): void
   /** A store operation failed (Redis unreachable, script error). */
   failed(): void
+  /** A document was merged from its whole stored state: none was kept in memory, or a kept one could not catch up. */
+  mergedFromLog(): void
 }
 
 export class Metrics implements StoreObserver {
@@ -47,6 +49,11 @@ export class Metrics implements StoreObserver {
     buckets: [0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10], registers: [this.registry]
   })
   private readonly compactedUpdates = new Counter({ name: 'ysse_compacted_updates_total', help: 'Log entries merged by compactions.', registers: [this.registry] })
+  private readonly mergedFromLogs = new Counter({
+    name: 'ysse_documents_merged_from_log_total',
+    help: 'Documents merged from their whole stored state (not kept in memory, or a kept one could not catch up).',
+    registers: [this.registry]
+  })
   private readonly storeErrors = new Counter({ name: 'ysse_store_errors_total', help: 'Failed store operations.', registers: [this.registry] })
   private readonly refused = new Counter({ name: 'ysse_requests_refused_total', help: 'Requests answered with an error, by error code.', labelNames: ['code'], registers: [this.registry] })
   private readonly openByDoc = new Map<string, number>()
@@ -118,5 +125,9 @@ export class Metrics implements StoreObserver {
 
   failed (): void {
     this.storeErrors.inc()
+  }
+
+  mergedFromLog (): void {
+    this.mergedFromLogs.inc()
   }
 }

@@ -15,6 +15,12 @@ import { DEFAULT_CHANGES_RETENTION } from './change-feed.js'
 import type { StoreObserver } from '../metrics.js'
 import { MergedDocs, mergedUpdate, type MergedDoc, type MergedState } from './merged-docs.js'
 
+/**
+ * Whether updates delivered while the log was read moved a kept document past the read's head: it
+ * then holds the document exactly at a later stored head (it moves only through the log, in order).
+ */
+const movedPast = (merged: MergedDoc, head: StreamId): boolean => compareStreamIds(merged.head, head) > 0
+
 /** Tuning of every store; see {@link storeDefaults}. */
 export interface StoreOptions {
   /** Compact when this many updates were stored since the last compaction. */
@@ -217,10 +223,10 @@ export abstract class LogStore implements DocumentStore {
       const head = kept.head
       const read = await this.readAfter(docId, head)
       // Still the one kept, of this life of the document, and the log continues from where it was
-      // (it may have moved on meanwhile, by updates delivered here).
+      // (it may have moved on meanwhile, by updates delivered here, even past what the read saw).
       if (this.merged.holds(docId, kept) && read.snapshot.epoch === kept.epoch && replayable(read, formatEventId(kept.epoch, head)) &&
-        this.catchUp(docId, kept, head, read.entries, read.snapshot.head)) {
-        return use({ snapshot: read.snapshot, checkpoints: [], pending: [], refused: [], merged: kept })
+        (this.catchUp(docId, kept, head, read.entries, read.snapshot.head) || movedPast(kept, read.snapshot.head))) {
+        return use({ snapshot: { ...read.snapshot, head: kept.head }, checkpoints: [], pending: [], refused: [], merged: kept })
       }
     }
     const { snapshot, checkpoints, state, entries } = await this.readFull(docId)
@@ -230,7 +236,12 @@ export abstract class LogStore implements DocumentStore {
     if (current !== undefined && current.epoch === snapshot.epoch && this.catchUp(docId, current, snapshot.compacted, entries, snapshot.head)) {
       return use({ ...whole, refused: [], merged: current })
     }
+    // A compaction needs the state at the last entry it read; anyone else takes a later one.
+    if (current !== undefined && current.epoch === snapshot.epoch && !readWhole && movedPast(current, snapshot.head)) {
+      return use({ ...whole, snapshot: { ...snapshot, head: current.head }, refused: [], merged: current })
+    }
     const { merged, refused } = this.merged.build(docId, snapshot.epoch, snapshot.head, state, entries.map(e => e.update))
+    this.options.observer?.mergedFromLog()
     return use({ ...whole, refused: refused.map(i => entries[i]?.id ?? ''), merged })
   }
 
@@ -356,20 +367,10 @@ export abstract class LogStore implements DocumentStore {
 
   private async compactNow (docId: string): Promise<boolean> {
     const started = performance.now()
-    const planned = await this.withMerged(docId, true, ({ snapshot, pending, refused, merged }) => {
+    const planned = await this.planFromDelivered(docId) ?? await this.withMerged(docId, true, ({ snapshot, pending, refused, merged }) => {
       const last = pending.at(-1)
       if (snapshot.epoch === null || last === undefined) return null
-      const commit: CompactionCommit = {
-        expectedEpoch: snapshot.epoch,
-        expectedCompacted: snapshot.compacted,
-        compacted: last.id,
-        state: merged.full(),
-        stateVector: merged.stateVector(),
-        keepTail: this.options.keepTail,
-        mergedUpdates: pending.length,
-        mergedBytes: pending.reduce((sum, e) => sum + e.update.length, 0)
-      }
-      return { commit, refused }
+      return { commit: this.compactionCommit(snapshot.epoch, snapshot.compacted, pending, last, merged.full(), merged.stateVector()), refused }
     })
     if (planned === null) return false
     const { commit, refused } = planned
@@ -380,6 +381,39 @@ export abstract class LogStore implements DocumentStore {
       this.options.logger.debug('compacted', { docId, updates: commit.mergedUpdates, stateBytes: commit.state.length })
     }
     return committed
+  }
+
+  /**
+   * Plans a compaction up to the head of a kept document that follows the deliveries here,
+   * encoded before the log is read: updates delivered during the read move the document on, and
+   * were it read first, it could no longer give the state at the read's head (merging the whole
+   * document anew instead cost a full rebuild per compaction while a document was being written).
+   * What was stored past that head is left to the next compaction. `null`: no such document.
+   */
+  private async planFromDelivered (docId: string): Promise<{ commit: CompactionCommit; refused: string[] } | null> {
+    const kept = this.merged.get(docId)
+    if (kept === undefined || kept.head !== this.lastEmitted.get(docId)) return null
+    const { epoch, head } = kept
+    const state = kept.full()
+    const stateVector = kept.stateVector()
+    const { snapshot, entries } = await this.readFull(docId)
+    const upTo = entries.findIndex(e => e.id === head)
+    if (snapshot.epoch !== epoch || upTo < 0) return null
+    return { commit: this.compactionCommit(epoch, snapshot.compacted, entries.slice(0, upTo + 1), entries[upTo] as LogEntry, state, stateVector), refused: [] }
+  }
+
+  /** A compaction of `pending` (the entries after `compacted`, up to `last`), given the state after them. */
+  private compactionCommit (epoch: string, compacted: StreamId, pending: readonly LogEntry[], last: LogEntry, state: Uint8Array, stateVector: Uint8Array): CompactionCommit {
+    return {
+      expectedEpoch: epoch,
+      expectedCompacted: compacted,
+      compacted: last.id,
+      state,
+      stateVector,
+      keepTail: this.options.keepTail,
+      mergedUpdates: pending.length,
+      mergedBytes: pending.reduce((sum, e) => sum + e.update.length, 0)
+    }
   }
 
   async close (): Promise<void> {

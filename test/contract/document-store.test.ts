@@ -713,6 +713,42 @@ describe.each(backends)('DocumentStore contract: $name', (factory) => {
     });
   });
 
+  it('syncs and compacts a document kept merged for its readers without merging it anew, while deliveries move it on', async () => {
+    let mergedFromLog = 0;
+    let compactedUpdates = 0;
+    const observer = { compacted: (_seconds: number, updates: number) => { compactedUpdates += updates; }, failed: () => {}, mergedFromLog: () => { mergedFromLog++; } };
+    const store = factory.create({ ...manual, keepTail: 0, observer }).open();
+    const writer = new Writer();
+    const next = random(14);
+    const reader = await collect(store, doc);
+    const ids = await appendAll(store, doc, Array.from({ length: 20 }, () => writer.typeRandomly(next)));
+    await waitFor(() => reader.updates().length === ids.length, { message: 'updates not delivered' });
+    await store.sync(doc, {}); // merged once, and kept
+    const merges = mergedFromLog;
+    const textAt = new Map<string, string>([[ids.at(-1) as string, textOf(writer.doc)]]);
+    for (let round = 0; round < 3; round++) {
+      // Not awaited: the appends are delivered (and move the kept document on) while the sync and
+      // the compaction read the log.
+      const sync = store.sync(doc, {});
+      const compaction = store.compact(doc);
+      for (let i = 0; i < 5; i++) {
+        const id = await store.append(doc, validated(writer.typeRandomly(next)));
+        ids.push(id);
+        textAt.set(id, textOf(writer.doc));
+      }
+      expect(await compaction).toBe(true);
+      const synced = await sync;
+      expect(textOf(docFrom([synced.update]))).toBe(textAt.get(synced.eventId));
+      await waitFor(() => reader.updates().length === ids.length, { message: 'updates not delivered' });
+    }
+    expect(mergedFromLog).toBe(merges);
+    while (await store.compact(doc));
+    // Every update merged by exactly one compaction, and the state is the writer's.
+    expect(compactedUpdates).toBe(ids.length);
+    expect(textOf(docFrom([(await store.sync(doc, {})).update]))).toBe(textOf(writer.doc));
+    reader.unsubscribe();
+  });
+
   describe('getDocument', () => {
     it('is null for a never-written document and the full state otherwise, also after compaction', async () => {
       const store = factory.create(manual).open();

@@ -107,7 +107,7 @@ describe('compaction racing with appends', () => {
   it('three instances appending and compacting one document at once lose nothing, deliver everything once, and merge each update once', async () => {
     const prefix = uniquePrefix('race')
     let merged = 0
-    const observer = { compacted: (_seconds: number, updates: number) => { merged += updates }, failed: () => {} }
+    const observer = { compacted: (_seconds: number, updates: number) => { merged += updates }, failed: () => {}, mergedFromLog: () => {} }
     // Small thresholds: every instance compacts in the background every few appends.
     const stores = [0, 1, 2].map(() => new RedisStore({ redis: redisUrl(), prefix, compactAfterUpdates: 3, keepTail: 50, observer }))
     onCleanup(async () => { await Promise.all(stores.map(store => store.close())) })
