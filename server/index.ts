@@ -9,6 +9,7 @@ import { createSecureServer, type Http2SecureServer } from 'node:http2'
 import type { AddressInfo, Socket } from 'node:net'
 import Koa, { type Context, type Next } from 'koa'
 import { ErrorCode, ProtocolError, type ErrorBody } from '../shared/errors.js'
+import { UPDATE_ENCODING_HEADER } from '../shared/protocol.js'
 import { MemoryStore } from './store/memory-store.js'
 import { protocolRoutes, routeContext } from './routes.js'
 import { allowAll } from './auth.js'
@@ -109,7 +110,7 @@ export const createSyncServer = (options: Partial<SyncServerOptions> = {}): Sync
     const origin = allowedOrigin(resolved.corsOrigins, ctx.get('origin'))
     if (origin !== null) {
       ctx.set('Access-Control-Allow-Origin', origin)
-      ctx.set('Access-Control-Expose-Headers', 'ETag, Retry-After, X-Request-Id')
+      ctx.set('Access-Control-Expose-Headers', `ETag, Retry-After, X-Request-Id, ${UPDATE_ENCODING_HEADER}`)
     }
     // Answers differ by origin unless every origin gets the same `*`.
     if (resolved.corsOrigins !== '*' && resolved.corsOrigins !== null) ctx.vary('Origin')

@@ -5,7 +5,11 @@
 import { promisify } from 'node:util'
 import { gzip as gzipCallback } from 'node:zlib'
 import type { Context, Next } from 'koa'
-import { BINARY_CONTENT_TYPE, MAX_AWARENESS_BYTES, MAX_STREAM_DOCS, Param, isValidDocId, isValidEventId, routes, type PostUpdateResponse } from '../shared/protocol.js'
+import * as Y from 'yjs'
+import {
+  BINARY_CONTENT_TYPE, MAX_AWARENESS_BYTES, MAX_STREAM_DOCS, Param, UPDATE_ENCODING_HEADER, isValidDocId, isValidEventId, routes,
+  type PostUpdateResponse, type UpdateEncoding
+} from '../shared/protocol.js'
 import { ErrorCode, ProtocolError } from '../shared/errors.js'
 import { fromBase64Url } from '../shared/codec.js'
 import { decodeAwarenessEntries } from '../shared/awareness.js'
@@ -260,10 +264,19 @@ const getMultiplexedEvents = async (ctx: Context, routes: RouteContext): Promise
   await streamEvents(ctx, docs, client, expiresAt, routes, writer => new MultiplexFraming(writer, options.store, initial))
 }
 
+/** The update format a `GET /docs/:docId` asks for; `400 bad-encoding` for another. */
+const encodingOf = (ctx: Context): UpdateEncoding => {
+  const given = ctx.query[Param.encoding]
+  if (given === undefined || given === 'v1' || given === 'v2') return given ?? 'v1'
+  throw new ProtocolError(ErrorCode.badEncoding, 'encoding is v1 or v2, given once')
+}
+
 const getDocument = async (ctx: Context, { docId }: Allowed, { options }: RouteContext): Promise<void> => {
-  const doc = await options.store.getDocument(docId) ?? (ctx.query[Param.missing] === 'empty' ? EMPTY_DOCUMENT : null)
+  const encoding = encodingOf(ctx)
+  const doc = await options.store.getDocument(docId, encoding) ?? (ctx.query[Param.missing] === 'empty' ? EMPTY_DOCUMENT[encoding] : null)
   if (doc === null) throw new ProtocolError(ErrorCode.notFound, `document ${docId} has never been written`)
   ctx.type = BINARY_CONTENT_TYPE
+  if (encoding === 'v2') ctx.set(UPDATE_ENCODING_HEADER, 'v2')
   ctx.vary('Accept-Encoding')
   if (doc.update.length >= GZIP_MIN_BYTES && ctx.acceptsEncodings('gzip', 'identity') === 'gzip') {
     ctx.set('Content-Encoding', 'gzip')
@@ -278,8 +291,11 @@ const getDocument = async (ctx: Context, { docId }: Allowed, { options }: RouteC
 
 const gzip = promisify(gzipCallback)
 
-/** A document nobody wrote: the empty update, before every event ID. */
-const EMPTY_DOCUMENT = { eventId: EMPTY_EVENT_ID, update: new Uint8Array([0, 0]) }
+/** A document nobody wrote: the empty update, before every event ID, in either format. */
+const EMPTY_DOCUMENT: Record<UpdateEncoding, { eventId: string; update: Uint8Array }> = {
+  v1: { eventId: EMPTY_EVENT_ID, update: new Uint8Array([0, 0]) },
+  v2: { eventId: EMPTY_EVENT_ID, update: Y.convertUpdateFormatV1ToV2(new Uint8Array([0, 0])) }
+}
 
 /** Smaller states go as they are: compressing them saves less than it costs. */
 const GZIP_MIN_BYTES = 1024

@@ -82,8 +82,19 @@ export const Param = {
   /** Per document of a multiplexed stream, in the order of `docs`: its state vector, base64url (empty for none). */
   stateVectors: 'svs',
   /** `GET /docs/:docId?missing=empty`: a document never written is the empty document, not a 404. */
-  missing: 'missing'
+  missing: 'missing',
+  /** `GET /docs/:docId?encoding=v2`: the state in Yjs's update format v2, marked by {@link UPDATE_ENCODING_HEADER}. */
+  encoding: 'encoding'
 } as const
+
+/** Yjs's two update formats: v1 (`Y.applyUpdate`) and v2 (`Y.applyUpdateV2`, smaller for text). */
+export type UpdateEncoding = 'v1' | 'v2'
+
+/**
+ * Response header of `GET /docs/:docId` naming the body's update format when it is not v1: a
+ * client applies v2 only when the server says so (a server that ignores `encoding` sends v1).
+ */
+export const UPDATE_ENCODING_HEADER = 'X-Yjs-Encoding'
 
 /** Most documents one multiplexed stream (`GET /events`) may carry. */
 export const MAX_STREAM_DOCS = 100

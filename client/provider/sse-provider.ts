@@ -6,7 +6,7 @@
 import * as Y from 'yjs'
 import { Awareness } from 'y-protocols/awareness'
 import { ObservableV2 } from 'lib0/observable'
-import { Param } from '../../shared/protocol.js'
+import { Param, type UpdateEncoding } from '../../shared/protocol.js'
 import { toBase64Url } from '../../shared/codec.js'
 import { sleep } from './backoff.js'
 import { ReconnectPolicy } from './reconnect.js'
@@ -383,13 +383,17 @@ export class SseProvider<State extends object = any> extends ObservableV2<SsePro
   /**
    * With `fetchSnapshot`, a document that is empty and was never synced is first fetched whole
    * (binary, compressed), and its stream resumes from that event ID. Any failure (no such document
-   * yet, no access, no network) leaves it to the stream, which reports it.
+   * yet, no access, no network, a body that is no update) leaves it to the stream, which reports it.
    */
   private async loadSnapshot (signal: AbortSignal): Promise<void> {
     if (!this.fetchSnapshot || this.lastEventId !== null || this.doc.store.clients.size > 0) return
     const snapshot = await this.transport.getDocument(signal)
     if (snapshot === null || signal.aborted || this.lastEventId !== null) return
-    this.applyRemote(snapshot.update, snapshot.eventId)
+    try {
+      this.applyRemote(snapshot.update, snapshot.eventId, snapshot.encoding)
+    } catch {
+      // Not a Yjs update after all (a proxy that rewrote the body): the stream sends the whole state.
+    }
   }
 
   /** A failed attempt that will be retried: that is the outcome of a pending `connect()`. */
@@ -451,8 +455,9 @@ export class SseProvider<State extends object = any> extends ObservableV2<SsePro
     return { lastEventId: this.lastEventId, stateVector: stateVector.length <= MAX_STATE_VECTOR_PARAM ? stateVector : null }
   }
 
-  private applyRemote (update: Uint8Array, eventId: string): void {
-    Y.applyUpdate(this.doc, update, this)
+  private applyRemote (update: Uint8Array, eventId: string, encoding: UpdateEncoding = 'v1'): void {
+    if (encoding === 'v2') Y.applyUpdateV2(this.doc, update, this)
+    else Y.applyUpdate(this.doc, update, this)
     this.lastEventId = eventId
   }
 

@@ -2,7 +2,7 @@
  * The HTTP side of the provider: the protocol's URLs under the server's base URL, credentials
  * (static headers and a token that rotates), and what to do about a failed request.
  */
-import { BINARY_CONTENT_TYPE, Param, isValidEventId, routes } from '../../shared/protocol.js'
+import { BINARY_CONTENT_TYPE, Param, UPDATE_ENCODING_HEADER, isValidEventId, routes, type UpdateEncoding } from '../../shared/protocol.js'
 import type { ErrorBody } from '../../shared/errors.js'
 import { parseRetryAfter } from './backoff.js'
 
@@ -109,17 +109,20 @@ export class Transport {
    * GETs the whole document and its event ID (from the `ETag`; an empty document when nobody wrote
    * it yet); `null` when the request failed. Fetches a token first if none is held yet.
    */
-  async getDocument (signal: AbortSignal): Promise<{ update: Uint8Array; eventId: string } | null> {
+  async getDocument (signal: AbortSignal): Promise<{ update: Uint8Array; encoding: UpdateEncoding; eventId: string } | null> {
     try {
       if (this.token === null && (await this.refreshToken('document')) !== null) return null
-      // A document nobody wrote yet is empty, not a 404 a browser would log as an error.
-      const response = await this.options.fetch(this.url('document', { [Param.missing]: 'empty' }), { headers: this.headers(), signal })
+      // A document nobody wrote yet is empty, not a 404 a browser would log as an error. Format v2
+      // is a third smaller for text, compressed or not; a server that does not know it sends v1.
+      const url = this.url('document', { [Param.missing]: 'empty', [Param.encoding]: 'v2' })
+      const response = await this.options.fetch(url, { headers: this.headers(), signal })
       const eventId = response.headers.get('etag')?.replace(/^W\//, '').replaceAll('"', '') ?? ''
       if (!response.ok || !isValidEventId(eventId)) {
         await response.body?.cancel()
         return null
       }
-      return { update: new Uint8Array(await response.arrayBuffer()), eventId }
+      const encoding = response.headers.get(UPDATE_ENCODING_HEADER) === 'v2' ? 'v2' : 'v1'
+      return { update: new Uint8Array(await response.arrayBuffer()), encoding, eventId }
     } catch {
       return null
     }

@@ -11,6 +11,7 @@ import {
 } from './history.js'
 import type { DocEvent, DocListener, DocumentStore, StreamPositions, ValidatedUpdate } from './types.js'
 import type { Logger } from '../logger.js'
+import type { UpdateEncoding } from '../../shared/protocol.js'
 import { DEFAULT_CHANGES_RETENTION } from './change-feed.js'
 import type { StoreObserver } from '../metrics.js'
 import { MergedDocs, mergedUpdate, type MergedDoc, type MergedState } from './merged-docs.js'
@@ -204,9 +205,9 @@ export abstract class LogStore implements DocumentStore {
       diffSync(snapshot, merged, neverIssued ? null : checkpointFor(snapshot, checkpoints, from.lastEventId), from))
   }
 
-  async getDocument (docId: string): Promise<{ eventId: string; update: Uint8Array } | null> {
+  async getDocument (docId: string, encoding: UpdateEncoding = 'v1'): Promise<{ eventId: string; update: Uint8Array } | null> {
     return this.withMerged(docId, false, ({ snapshot, merged }) =>
-      snapshot.epoch === null ? null : { eventId: formatEventId(snapshot.epoch, snapshot.head), update: merged.full() })
+      snapshot.epoch === null ? null : { eventId: formatEventId(snapshot.epoch, snapshot.head), update: encoding === 'v2' ? merged.fullV2() : merged.full() })
   }
 
   /**

@@ -14,6 +14,8 @@ import { workDoc } from '../ydoc.js'
  */
 export interface MergedState {
   full(): Uint8Array
+  /** {@link full} in Yjs's update format v2. */
+  fullV2(): Uint8Array
   diff(stateVector: Uint8Array): Uint8Array
   stateVector(): Uint8Array
 }
@@ -21,6 +23,7 @@ export interface MergedState {
 /** An encoded update as a {@link MergedState}, for what is not kept merged. */
 export const mergedUpdate = (state: Uint8Array): MergedState => ({
   full: () => state,
+  fullV2: () => Y.convertUpdateFormatV1ToV2(state),
   diff: stateVector => Y.diffUpdate(state, stateVector),
   stateVector: () => Y.encodeStateVectorFromUpdate(state)
 })
@@ -36,6 +39,8 @@ const heapEstimate = (encodedBytes: number): number => 3 * 1024 + 10 * encodedBy
 export class MergedDoc implements MergedState {
   /** The whole document at `head`, encoded on first use. */
   private encoded: Uint8Array | null = null
+  /** The same in format v2, encoded on first use. */
+  private encodedV2: Uint8Array | null = null
   /** Estimated heap: from the encoded size when last encoded, plus what was applied since (an upper bound). */
   bytes = 0
 
@@ -51,6 +56,11 @@ export class MergedDoc implements MergedState {
     return this.encoded
   }
 
+  fullV2 (): Uint8Array {
+    this.encodedV2 ??= Y.encodeStateAsUpdateV2(this.doc)
+    return this.encodedV2
+  }
+
   diff (stateVector: Uint8Array): Uint8Array {
     return Y.encodeStateAsUpdate(this.doc, stateVector)
   }
@@ -63,6 +73,7 @@ export class MergedDoc implements MergedState {
   moved (head: StreamId, appliedBytes: number): void {
     this.head = head
     this.encoded = null
+    this.encodedV2 = null
     this.resize(this.bytes + 10 * appliedBytes)
   }
 

@@ -1,4 +1,5 @@
 import type { AwarenessEntry } from '../../shared/awareness.js'
+import type { UpdateEncoding } from '../../shared/protocol.js'
 import type { ClockRange, ResumePoint, SyncResult } from './history.js'
 import type { ChangeFeed } from './change-feed.js'
 
@@ -31,8 +32,8 @@ export interface DocumentStore {
   append(docId: string, update: ValidatedUpdate): Promise<string>
   /** What a client at `from` needs to reach the head, and how it was made. */
   sync(docId: string, from: ResumePoint): Promise<SyncResult>
-  /** The whole document as one update, or `null` when it has never been written. */
-  getDocument(docId: string): Promise<{ eventId: string; update: Uint8Array } | null>
+  /** The whole document as one update (format v1 unless asked otherwise), or `null` when it has never been written. */
+  getDocument(docId: string, encoding?: UpdateEncoding): Promise<{ eventId: string; update: Uint8Array } | null>
   /**
    * Delivers every update stored after this call resolves, in order, and every awareness update
    * published after it, until the returned function is called.

@@ -55,6 +55,7 @@ describe('SseProvider', () => {
     expect(text(reader)).toBe('x'.repeat(5000))
     const gets = log.requests.filter(r => r.method === 'GET').map(r => [r.path, r.status])
     expect(gets).toEqual([[`/docs/${docId}`, 200], ['/events', 200]])
+    expect(new URL(log.requests[0]?.url ?? '').searchParams.get('encoding')).toBe('v2')
     // The stream replayed what came after the snapshot (nothing), not the whole document again.
     const after = await resumes(server)
     expect(after.full).toBe(before.full)
@@ -71,6 +72,17 @@ describe('SseProvider', () => {
     } })
     await late.whenSynced()
     await waitFor(() => text(late) === `late ${'x'.repeat(5000)}`)
+
+    // A server that does not know format v2 ignores the parameter and sends v1, applied as such.
+    const replays = (await resumes(server)).replay ?? 0
+    const older = provider(server, docId, { fetch: async (input, init) => {
+      const url = new URL(String(input))
+      url.searchParams.delete('encoding')
+      return fetch(url, init)
+    } })
+    await older.whenSynced()
+    expect(text(older)).toBe(`late ${'x'.repeat(5000)}`)
+    expect((await resumes(server)).replay).toBe(replays + 1)
   })
 
   it('counts unacknowledged local changes in sync-status, once per synchronous step', async () => {
