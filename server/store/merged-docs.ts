@@ -124,7 +124,9 @@ export class MergedDocs {
 
   /**
    * Merges a state and the updates after it through a garbage-collecting `Y.Doc` at `head`, and
-   * keeps it when it fits the budget. `refused`: the indices of updates Yjs refused (left out).
+   * keeps it when it fits the budget and Yjs took every update. `refused`: the indices of updates
+   * Yjs refused (left out). A document missing one is not kept: a compaction from a kept document
+   * would leave it out silently, where one that merges anew reports what it drops.
    */
   build (docId: string, epoch: string, head: StreamId, state: Uint8Array | null, updates: readonly Uint8Array[]): { merged: MergedState; refused: number[] } {
     const doc = workDoc({ gc: true })
@@ -135,7 +137,7 @@ export class MergedDocs {
     const merged: MergedDoc = new MergedDoc(epoch, head, doc, delta => { if (kept && this.holds(docId, merged)) this.bytes += delta })
     // Sized by its encoding, which a cold sync or a compaction needs next anyway.
     const update = merged.full()
-    if (merged.bytes > this.budgetBytes) {
+    if (merged.bytes > this.budgetBytes || refused.length > 0) {
       doc.destroy()
       return { merged: mergedUpdate(update), refused }
     }

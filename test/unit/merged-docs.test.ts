@@ -52,6 +52,14 @@ describe('documents kept merged in memory', () => {
     expect(doc.bytes).toBeLessThan(empty + applied)
   })
 
+  it('does not keep a document merged without an update Yjs rejected, and says which', () => {
+    const merged = new MergedDocs(1024 * 1024)
+    const { merged: state, refused } = merged.build('d', 'e', '2-0', null, [textUpdate(10), new Uint8Array([1, 2, 3])])
+    expect(refused).toEqual([1])
+    expect(state.full().length).toBeGreaterThan(10)
+    expect(merged.get('d')).toBeUndefined()
+  })
+
   it('refuses to advance past an update Yjs rejects, and forgets the document', () => {
     const merged = new MergedDocs(1024 * 1024)
     merged.build('d', 'e', '1-0', textUpdate(10), [])
