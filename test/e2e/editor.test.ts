@@ -52,10 +52,16 @@ describe('the editor', () => {
     // pages agree, on every letter of both words, each once.
     const letters = (text: string): string => [...text].sort().join('')
     let texts: string[] = []
+    let held = ''
     await waitFor(async () => {
       texts = await Promise.all([ada.text(), bob.text()])
-      return texts[0] === texts[1] && letters(texts[0] ?? '') === letters('onetwo')
-    }, { message: () => `the pages did not converge on both words: ${JSON.stringify(texts)}` })
+      if (texts[0] === texts[1] && letters(texts[0] ?? '') === letters('onetwo')) return true
+      // What the server holds tells a page that missed an update from one that did not show it.
+      const doc = new Y.Doc()
+      Y.applyUpdate(doc, new Uint8Array(await (await fetch(server.url + routes.document(docId))).arrayBuffer()))
+      held = doc.get('root', Y.XmlText).toString()
+      return false
+    }, { message: () => `the pages did not converge on both words: ${JSON.stringify(texts)}; the server holds ${held}` })
     // One paragraph: both seeds were the same one.
     for (const page of [ada, bob]) expect(await page.page.locator('.editor-input > *').count()).toBe(1)
     const stored = new Y.Doc()
