@@ -37,6 +37,8 @@ export interface EncodedUpdate {
   storedAt: number | null
   /** The plain `update` event of single-document streams, framed on first use. */
   frame?: SseFrame
+  /** The data of the multiplexed `update` event (document tag, then the update), encoded on first use. */
+  taggedBody?: Buffer
 }
 
 /**

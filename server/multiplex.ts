@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto'
 import { SseEvent, type SyncEventData } from '../shared/protocol.js'
 import { toBase64 } from '../shared/codec.js'
 import type { DocumentStore, StreamPositions } from './store/types.js'
-import type { SseWriter } from './sse.js'
+import { toEventBody, type SseWriter } from './sse.js'
 import type { EncodedUpdate, StreamFraming } from './events-stream.js'
 
 /** How long the store keeps a stream's positions after their last save. */
@@ -66,7 +66,9 @@ export class MultiplexFraming implements StreamFraming {
 
   update (docId: string, eventId: string, update: EncodedUpdate): void {
     const id = this.nextId(docId, eventId)
-    this.writer.send({ event: SseEvent.update, id, data: `${docId} ${eventId}\n${update.base64}` })
+    // The same for every stream of the document: only the stream's own ID differs.
+    update.taggedBody ??= toEventBody(`${docId} ${eventId}\n${update.base64}`)
+    this.writer.sendWithId(SseEvent.update, id, update.taggedBody)
   }
 
   awareness (docId: string, update: Uint8Array): void {

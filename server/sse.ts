@@ -29,9 +29,21 @@ export const formatEvent = ({ event, id, data, retry }: SseMessage): string => {
     out += `id: ${id}\n`
   }
   if (retry !== undefined) out += `retry: ${Math.max(0, Math.floor(retry))}\n`
-  if (data !== undefined) for (const line of data.split(/\r\n|\r|\n/)) out += `data: ${line}\n`
+  if (data !== undefined) out += dataLines(data)
   return out + '\n'
 }
+
+const dataLines = (data: string): string => {
+  let out = ''
+  for (const line of data.split(/\r\n|\r|\n/)) out += `data: ${line}\n`
+  return out
+}
+
+/**
+ * The `data:` lines of an event and its closing blank line, encoded once, for an event that goes
+ * to many streams each under its own ID ({@link SseWriter.sendWithId}).
+ */
+export const toEventBody = (data: string): Buffer => Buffer.from(dataLines(data) + '\n')
 
 /** An event formatted and encoded once, so one update goes to every stream without formatting it again for each. */
 export interface SseFrame {
@@ -97,6 +109,19 @@ export class SseWriter {
   sendFrame ({ event, chunk }: SseFrame): boolean {
     this.onEvent?.(event, chunk.length)
     return this.write(chunk)
+  }
+
+  /**
+   * Writes an event whose data was encoded once for many streams ({@link toEventBody}) under this
+   * stream's own ID, which the server made (no line breaks). Both parts go out in one synchronous
+   * step, so nothing comes between them; returns false when the client is not keeping up.
+   */
+  sendWithId (event: string, id: string, body: Buffer): boolean {
+    const head = `event: ${event}\nid: ${id}\n`
+    this.onEvent?.(event, head.length + body.length)
+    if (this.closed) return false
+    this.write(head)
+    return this.write(body)
   }
 
   /** A comment line: keeps proxies from timing out an idle stream. */
