@@ -1,7 +1,7 @@
 /**
- * Server-Sent Events framing and one writer per response. Every event goes out in a single
- * `write()` (a reader discards an event cut off before its blank line), and `event:`/`id:` never
- * contain CR or LF (field injection).
+ * Server-Sent Events framing and one writer per response. Every event is written within one
+ * synchronous step, so no other event comes between its parts (a reader discards an event cut
+ * off before its blank line), and `event:`/`id:` never contain CR or LF (field injection).
  */
 import type { ServerResponse } from 'node:http'
 import type { Context } from 'koa'
