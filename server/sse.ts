@@ -119,7 +119,6 @@ export class SseWriter {
   sendWithId (event: string, id: string, body: Buffer): boolean {
     const head = `event: ${event}\nid: ${id}\n`
     this.onEvent?.(event, head.length + body.length)
-    if (this.closed) return false
     this.write(head)
     return this.write(body)
   }

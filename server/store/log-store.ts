@@ -234,12 +234,12 @@ export abstract class LogStore implements DocumentStore {
     const whole = { snapshot, checkpoints, pending: entries }
     if (snapshot.epoch === null || (state === null && entries.length === 0)) return use({ ...whole, refused: [], merged: mergedUpdate(mergeAll([])) })
     const current = this.merged.get(docId)
-    if (current !== undefined && current.epoch === snapshot.epoch && this.catchUp(docId, current, snapshot.compacted, entries, snapshot.head)) {
-      return use({ ...whole, refused: [], merged: current })
-    }
-    // A compaction needs the state at the last entry it read; anyone else takes a later one.
-    if (current !== undefined && current.epoch === snapshot.epoch && !readWhole && movedPast(current, snapshot.head)) {
-      return use({ ...whole, snapshot: { ...snapshot, head: current.head }, refused: [], merged: current })
+    if (current !== undefined && current.epoch === snapshot.epoch) {
+      if (this.catchUp(docId, current, snapshot.compacted, entries, snapshot.head)) return use({ ...whole, refused: [], merged: current })
+      // A compaction needs the state at the last entry it read; anyone else takes a later one.
+      if (!readWhole && movedPast(current, snapshot.head)) {
+        return use({ ...whole, snapshot: { ...snapshot, head: current.head }, refused: [], merged: current })
+      }
     }
     const { merged, refused } = this.merged.build(docId, snapshot.epoch, snapshot.head, state, entries.map(e => e.update))
     this.options.observer?.mergedFromLog()
