@@ -22,6 +22,19 @@ import { MergedDocs, mergedUpdate, type MergedDoc, type MergedState } from './me
  */
 const movedPast = (merged: MergedDoc, head: StreamId): boolean => compareStreamIds(merged.head, head) > 0
 
+/** A read of the log after a sync's resume point `after` (with the checkpoints, when the log no longer holds it). */
+interface KnownRead {
+  after: StreamId
+  read: ReplayRead
+}
+
+/**
+ * Whether `known` can bring a document merged at `head` up to date: it read from that head, or
+ * past it, or ended before it (the document then moved past the read).
+ */
+const reaches = ({ after, read }: KnownRead, head: StreamId): boolean =>
+  head === after || compareStreamIds(head, read.snapshot.head) > 0 || read.entries.some(e => e.id === head)
+
 /** Tuning of every store; see {@link storeDefaults}. */
 export interface StoreOptions {
   /** Compact when this many updates were stored since the last compaction. */
@@ -82,7 +95,7 @@ const replayable = (read: ReplayRead, lastEventId: string | undefined): boolean 
 /** What {@link LogStore.withMerged} hands over. */
 interface MergedRead {
   snapshot: HistorySnapshot
-  /** Compaction checkpoints; empty unless the whole document was read. */
+  /** Compaction checkpoints; empty unless the whole document, or a resume point the log no longer holds, was read. */
   checkpoints: readonly Checkpoint[]
   /** The entries after the compacted state; empty unless the whole document was read. */
   pending: readonly LogEntry[]
@@ -106,6 +119,8 @@ export interface ReplayRead {
   entries: LogEntry[]
   /** Whether the stream ID is a stored entry. */
   exists: boolean
+  /** Compaction checkpoints, read only when the stream ID is not a stored entry (empty otherwise). */
+  checkpoints: Checkpoint[]
 }
 
 /** A consistent read of everything after the compacted state. */
@@ -182,8 +197,10 @@ export abstract class LogStore implements DocumentStore {
   async sync (docId: string, from: ResumePoint): Promise<SyncResult> {
     const parsed = from.lastEventId === undefined ? null : parseEventId(from.lastEventId)
     let neverIssued = false
+    let known: KnownRead | undefined
     if (parsed !== null) {
       const read = await this.readAfter(docId, parsed.id)
+      known = { after: parsed.id, read }
       if (replayable(read, from.lastEventId)) {
         // A replay carries every character typed since the resume point, also those deleted since.
         // When it is not small and the client sent its state vector, a diff of the merged (garbage
@@ -191,7 +208,7 @@ export abstract class LogStore implements DocumentStore {
         // little, so a diff smaller than the entries wins without merging them.
         const bytes = read.entries.reduce((sum, e) => sum + e.update.length, 0)
         if (from.stateVector === undefined || bytes <= REPLAY_ALWAYS_BYTES) return replaySync(read.snapshot, read.entries)
-        const diff = await this.withMerged(docId, false, ({ snapshot, merged }) => diffSync(snapshot, merged, null, from))
+        const diff = await this.withMerged(docId, false, ({ snapshot, merged }) => diffSync(snapshot, merged, null, from), known)
         if (diff.update.length < bytes) return diff
         const replay = replaySync(read.snapshot, read.entries)
         return diff.update.length < replay.update.length ? diff : replay
@@ -200,9 +217,10 @@ export abstract class LogStore implements DocumentStore {
       // before it says anything about what the client holds.
       neverIssued = replayStart(read.snapshot, from.lastEventId) !== null
     }
-    // Only a resume point of this server's that the log no longer holds needs the checkpoints.
-    return this.withMerged(docId, parsed !== null && !neverIssued, ({ snapshot, checkpoints, merged }) =>
-      diffSync(snapshot, merged, neverIssued ? null : checkpointFor(snapshot, checkpoints, from.lastEventId), from))
+    // Only a resume point of this server's that the log no longer holds needs the checkpoints,
+    // which the read above brought along.
+    return this.withMerged(docId, false, ({ snapshot, checkpoints, merged }) =>
+      diffSync(snapshot, merged, neverIssued ? null : checkpointFor(snapshot, checkpoints, from.lastEventId), from), known)
   }
 
   async getDocument (docId: string, encoding: UpdateEncoding = 'v1'): Promise<{ eventId: string; update: Uint8Array } | null> {
@@ -216,18 +234,20 @@ export abstract class LogStore implements DocumentStore {
    * to date with the updates stored since its head; otherwise the whole document is read and
    * merged through a garbage-collecting `Y.Doc` (far smaller than `Y.mergeUpdates`, which keeps
    * every deleted character) and kept for next time. `readWhole` forces the whole read, which also
-   * gives the compaction checkpoints and the entries pending compaction.
+   * gives the compaction checkpoints and the entries pending compaction. `known`: a read the caller
+   * already made, which saves reading again when it reaches the kept document's head.
    */
-  private async withMerged<T> (docId: string, readWhole: boolean, use: (read: MergedRead) => T): Promise<T> {
+  private async withMerged<T> (docId: string, readWhole: boolean, use: (read: MergedRead) => T, known?: KnownRead): Promise<T> {
     const kept = readWhole ? undefined : this.merged.get(docId)
     if (kept !== undefined) {
       const head = kept.head
-      const read = await this.readAfter(docId, head)
+      const reused = known !== undefined && reaches(known, head)
+      const { after, read } = reused ? known : { after: head, read: await this.readAfter(docId, head) }
       // Still the one kept, of this life of the document, and the log continues from where it was
       // (it may have moved on meanwhile, by updates delivered here, even past what the read saw).
-      if (this.merged.holds(docId, kept) && read.snapshot.epoch === kept.epoch && replayable(read, formatEventId(kept.epoch, head)) &&
-        (this.catchUp(docId, kept, head, read.entries, read.snapshot.head) || movedPast(kept, read.snapshot.head))) {
-        return use({ snapshot: { ...read.snapshot, head: kept.head }, checkpoints: [], pending: [], refused: [], merged: kept })
+      if (this.merged.holds(docId, kept) && read.snapshot.epoch === kept.epoch && (reused || replayable(read, formatEventId(kept.epoch, head))) &&
+        (this.catchUp(docId, kept, after, read.entries, read.snapshot.head) || movedPast(kept, read.snapshot.head))) {
+        return use({ snapshot: { ...read.snapshot, head: kept.head }, checkpoints: known?.read.checkpoints ?? [], pending: [], refused: [], merged: kept })
       }
     }
     const { snapshot, checkpoints, state, entries } = await this.readFull(docId)

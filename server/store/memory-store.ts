@@ -96,10 +96,12 @@ export class MemoryStore extends LogStore {
   protected async readAfter (docId: string, after: StreamId): Promise<ReplayRead> {
     const doc = this.docs.get(docId)
     const log = doc?.log ?? []
+    const exists = log.some(e => e.id === after)
     return {
       snapshot: this.snapshotOf(doc),
       entries: log.filter(e => compareStreamIds(e.id, after) > 0),
-      exists: log.some(e => e.id === after)
+      exists,
+      checkpoints: exists ? [] : [...doc?.checkpoints ?? []]
     }
   }
 

@@ -79,13 +79,18 @@ local entries = redis.call('XRANGE', KEYS[1], '(' .. ARGV[1], '+', 'COUNT', ARGV
 return {meta[1] or '', meta[2] or '0-0', meta[3] or '0-0', entries}
 `
 
-/** KEYS: meta, log, stateVector. ARGV: stream ID. Returns {meta, stateVector, entries after it, whether it exists}. */
+/**
+ * KEYS: meta, log, stateVector, checkpoints. ARGV: stream ID. Returns {meta, stateVector, entries
+ * after it, whether it exists, the checkpoints when it does not}.
+ */
 export const READ_AFTER = `
 local meta = redis.call('HGETALL', KEYS[1])
 local sv = redis.call('HGETALL', KEYS[3])
 local entries = redis.call('XRANGE', KEYS[2], '(' .. ARGV[1], '+')
 local exists = #redis.call('XRANGE', KEYS[2], ARGV[1], ARGV[1])
-return {meta, sv, entries, exists}
+local checkpoints = {}
+if exists == 0 then checkpoints = redis.call('LRANGE', KEYS[4], 0, -1) end
+return {meta, sv, entries, exists, checkpoints}
 `
 
 /** KEYS: meta, log, stateVector, state, checkpoints. Returns {meta, stateVector, state, entries after compacted, checkpoints}. */

@@ -54,7 +54,7 @@ const TAIL_BATCH = 500
 const SCRIPTS = {
   // 4 document keys, 3 more for the change feed on one Redis.
   ysseAppend: { lua: APPEND, keys: -1 },
-  ysseReadAfter: { lua: READ_AFTER, keys: 3 },
+  ysseReadAfter: { lua: READ_AFTER, keys: 4 },
   ysseReadFull: { lua: READ_FULL, keys: 5 },
   ysseCommitCompaction: { lua: COMMIT_COMPACTION, keys: 5 },
   ysseTail: { lua: TAIL, keys: 2 },
@@ -192,8 +192,8 @@ export class RedisStore extends LogStore {
 
   protected async readAfter (docId: string, after: StreamId): Promise<ReplayRead> {
     const k = this.keys(docId)
-    const [meta, stateVector, entries, exists] = list(await this.script('ysseReadAfter', [k.meta, k.log, k.stateVector], [after]))
-    return { snapshot: snapshotOf(hash(meta), hash(stateVector)), entries: entriesOf(entries), exists: Number(exists) > 0 }
+    const [meta, stateVector, entries, exists, checkpoints] = list(await this.script('ysseReadAfter', [k.meta, k.log, k.stateVector, k.checkpoints], [after]))
+    return { snapshot: snapshotOf(hash(meta), hash(stateVector)), entries: entriesOf(entries), exists: Number(exists) > 0, checkpoints: list(checkpoints).map(checkpointOf) }
   }
 
   protected async readFull (docId: string): Promise<FullRead> {
