@@ -6,8 +6,7 @@ import { createParser, type EventSourceMessage } from 'eventsource-parser'
 import { fromBase64, fromBase64Url, toBase64, toBase64Url } from '../../shared/codec.js'
 import { decodeAwarenessEntries, encodeAwarenessEntries, removalOf } from '../../shared/awareness.js'
 import { isValidDocId, isValidEventId } from '../../shared/protocol.js'
-import { compareStreamIds, formatEventId, parseEventId } from '../../server/store/history.js'
-import { validateUpdate } from '../../server/validate.js'
+import { compareStreamIds, formatEventId, newEpoch, parseEventId } from '../../server/store/history.js'
 import { formatEvent } from '../../server/sse.js'
 
 describe('codecs', () => {
@@ -50,51 +49,11 @@ describe('identifiers', () => {
     expect(parseEventId('e.1-x')).toBeNull()
     expect(parseEventId(`e.${2n ** 64n}-0`)).toBeNull()
   })
-})
 
-describe('update validation', () => {
-  /** Random edits on a few docs that sync with each other, recording every update. */
-  const randomUpdates = (seed: number): Uint8Array[] => {
-    const updates: Uint8Array[] = []
-    fc.assert(fc.property(fc.array(fc.tuple(fc.nat(2), fc.nat(100), fc.string({ maxLength: 5 }), fc.boolean(), fc.nat(3)), { minLength: 1, maxLength: 40 }), ops => {
-      const docs = [new Y.Doc(), new Y.Doc(), new Y.Doc()]
-      for (const doc of docs) doc.on('update', (u: Uint8Array) => updates.push(u))
-      for (const [who, pos, text, del, kind] of ops) {
-        const doc = docs[who] as Y.Doc
-        const t = doc.getText('t')
-        if (kind === 0) doc.getMap('m').set(text, { n: pos, s: text })
-        else if (kind === 1) doc.getArray<Uint8Array | string>('a').insert(0, [new Uint8Array([pos % 256]), text])
-        else if (kind === 2) doc.getXmlFragment('x').insert(0, [new Y.XmlElement('p'), new Y.XmlText(text)])
-        else if (del && t.length > 0) t.delete(pos % t.length, 1)
-        else t.insert(pos % (t.length + 1), text, text === '' ? undefined : { bold: true })
-        if (pos % 3 === 0) Y.applyUpdate(docs[(who + 1) % 3] as Y.Doc, Y.encodeStateAsUpdate(doc))
-      }
-    }), { seed, numRuns: 20 })
-    return updates
-  }
-
-  it('accepts every update Yjs writes, merged or not, and refuses every truncation of one', () => {
-    const updates = randomUpdates(3)
-    expect(updates.length).toBeGreaterThan(100)
-    for (const update of updates) validateUpdate(update)
-    validateUpdate(Y.mergeUpdates(updates))
-    for (const update of updates.filter(u => u.length > 8).slice(0, 200)) {
-      for (const cut of [1, 2, Math.floor(update.length / 2)]) {
-        expect(() => validateUpdate(update.slice(0, update.length - cut))).toThrow(/not a valid Yjs update/)
-      }
-    }
-  })
-
-  it('gives the clock ranges an update adds, and none for updates with gaps', () => {
-    const doc = new Y.Doc()
-    const updates: Uint8Array[] = []
-    doc.on('update', (u: Uint8Array) => updates.push(u))
-    doc.getText('t').insert(0, 'abc')
-    doc.getText('t').insert(3, 'de')
-    expect(validateUpdate(updates[1] as Uint8Array)).toEqual([{ client: doc.clientID, from: 3, to: 5 }])
-    // A merge of the first and a later update skips the clocks between them.
-    doc.getText('t').insert(5, 'f')
-    expect(validateUpdate(Y.mergeUpdates([updates[0] as Uint8Array, updates[2] as Uint8Array]))).toEqual([])
+  it('draw distinct epochs, also across refills of their random bytes', () => {
+    const epochs = Array.from({ length: 1000 }, newEpoch)
+    for (const epoch of epochs) expect(epoch).toMatch(/^[a-z0-9]{12}$/)
+    expect(new Set(epochs).size).toBe(epochs.length)
   })
 })
 

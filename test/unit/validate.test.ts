@@ -92,12 +92,28 @@ describe('validateUpdate', () => {
   });
 
 
-  it('accepts what Yjs encodes and reports the clock ranges Yjs reports', () => {
+  it('accepts what Yjs encodes, merged or not, reports the clock ranges Yjs reports, and refuses every truncation', () => {
     fc.assert(fc.property(scripts, (script) => {
       const updates = updatesOf(script);
       updates.push(Y.mergeUpdates(updates));
-      for (const update of updates) expect(validateUpdate(update)).toEqual(yjsRanges(update));
+      for (const update of updates) {
+        expect(validateUpdate(update)).toEqual(yjsRanges(update));
+        for (const cut of new Set([1, 2, Math.floor(update.length / 2)])) {
+          if (cut < update.length) expect(() => validateUpdate(update.slice(0, update.length - cut))).toThrow(/not a valid Yjs update/);
+        }
+      }
     }), { seed: 20261125, numRuns: 300 });
+  });
+
+  it('gives no clock ranges for an update with gaps', () => {
+    const doc = new Y.Doc();
+    const updates: Uint8Array[] = [];
+    doc.on('update', (u: Uint8Array) => updates.push(u));
+    doc.getText('t').insert(0, 'abc');
+    doc.getText('t').insert(3, 'de');
+    doc.getText('t').insert(5, 'f');
+    // A merge of the first and the third update skips the clocks between them.
+    expect(validateUpdate(Y.mergeUpdates([updates[0] as Uint8Array, updates[2] as Uint8Array]))).toEqual([]);
   });
 
   it('never accepts an altered update that Yjs cannot decode or an empty document cannot take', () => {
