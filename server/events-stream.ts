@@ -60,7 +60,7 @@ export const encodeUpdate = (eventId: string, update: Uint8Array): EncodedUpdate
 
 /**
  * How a response frames the events of its documents: plain events for a single-document stream
- * ({@link singleDocumentFraming}), events tagged with their document on a multiplexed one.
+ * ({@link SingleDocumentFraming}), events tagged with their document on a multiplexed one.
  */
 export interface StreamFraming {
   sync(docId: string, eventId: string, data: SyncEventData): void
@@ -72,15 +72,26 @@ export interface StreamFraming {
   persist?(): Promise<void>
 }
 
-/** The framing of `GET /docs/:docId/events`: the protocol's events, untagged, under the document's event IDs. */
-export const singleDocumentFraming = (writer: SseWriter): StreamFraming => ({
-  sync: (_docId, eventId, data) => { writer.send({ event: SseEvent.sync, id: eventId, data: JSON.stringify(data) }) },
-  update: (_docId, eventId, update) => {
+/**
+ * The framing of `GET /docs/:docId/events`: the protocol's events, untagged, under the document's
+ * event IDs. A class, not an object of closures: an idle instance holds thousands of streams.
+ */
+export class SingleDocumentFraming implements StreamFraming {
+  constructor (private readonly writer: SseWriter) {}
+
+  sync (_docId: string, eventId: string, data: SyncEventData): void {
+    this.writer.send({ event: SseEvent.sync, id: eventId, data: JSON.stringify(data) })
+  }
+
+  update (_docId: string, eventId: string, update: EncodedUpdate): void {
     update.frame ??= toFrame({ event: SseEvent.update, id: eventId, data: update.base64 })
-    writer.sendFrame(update.frame)
-  },
-  awareness: (_docId, update) => { writer.send({ event: SseEvent.awareness, data: toBase64(update) }) }
-})
+    this.writer.sendFrame(update.frame)
+  }
+
+  awareness (_docId: string, update: Uint8Array): void {
+    this.writer.send({ event: SseEvent.awareness, data: toBase64(update) })
+  }
+}
 
 interface QueuedUpdate {
   eventId: string
@@ -104,7 +115,8 @@ export interface StreamedDocument {
  * and no duplicate at the seam; presence in and out; held-back updates merged for a slow reader.
  */
 class DocumentFeed {
-  private readonly connectionId = randomUUID()
+  /** Names this stream's presence record; drawn only for a client that has presence. */
+  private connectionId: string | null = null
   /** The sync event's ID once it was written; the subscription may repeat updates up to it. */
   private syncedAt: string | null = null
   /**
@@ -128,12 +140,15 @@ class DocumentFeed {
     private readonly backlog: Backlog,
     private readonly options: EventsStreamOptions,
     private readonly logger: Logger
-  ) {
-    writer.onDrain(() => this.flushQueue())
-  }
+  ) {}
 
   private get docId (): string {
     return this.doc.docId
+  }
+
+  private presenceId (): string {
+    this.connectionId ??= randomUUID()
+    return this.connectionId
   }
 
   /**
@@ -146,7 +161,7 @@ class DocumentFeed {
     if (this.released) return unsubscribe()
     this.unsubscribe = unsubscribe
     // Subscribed first, so nothing stored from now on is missed; the rest needs no order among itself.
-    const presence = awarenessId === null ? undefined : this.store.openPresence(docId, awarenessId, this.connectionId)
+    const presence = awarenessId === null ? undefined : this.store.openPresence(docId, awarenessId, this.presenceId())
     const others = this.store.awareness(docId)
     others.catch(() => {}) // awaited below, unless an earlier step failed
     const [sync] = await Promise.all([this.store.sync(docId, this.doc.from), presence, ready])
@@ -196,8 +211,8 @@ class DocumentFeed {
     }
   }
 
-  /** Sends everything held back as one merged update under the newest event ID. */
-  private flushQueue (): void {
+  /** Sends everything held back as one merged update under the newest event ID (the client reads again). */
+  flushQueue (): void {
     const last = this.queue.at(-1)
     if (last === undefined || this.writer.closed) return
     const update = mergeAll(this.queue.map(q => q.update))
@@ -216,7 +231,7 @@ class DocumentFeed {
   renewPresence (): void {
     const { docId, awarenessId } = this.doc
     if (awarenessId === null) return
-    this.store.openPresence(docId, awarenessId, this.connectionId)
+    this.store.openPresence(docId, awarenessId, this.presenceId())
       .catch(error => this.logger.warn('presence renewal failed', { docId, error: String(error) }))
   }
 
@@ -229,7 +244,7 @@ class DocumentFeed {
     this.early = []
     const { docId, awarenessId } = this.doc
     try {
-      if (awarenessId !== null && await this.store.closePresence(docId, awarenessId, this.connectionId)) {
+      if (awarenessId !== null && await this.store.closePresence(docId, awarenessId, this.presenceId())) {
         const last = (await this.store.awareness(docId)).find(e => e.clientID === awarenessId)
         if (last !== undefined) await this.store.publishAwareness(docId, [removalOf(last)])
       }
@@ -261,6 +276,7 @@ export class EventsStream {
     this.done = new Promise(resolve => { this.finish = resolve })
     const backlog: Backlog = { bytes: 0 }
     this.feeds = docs.map(doc => new DocumentFeed(store, doc, writer, framing, backlog, options, logger))
+    writer.onDrain(() => { for (const feed of this.feeds) feed.flushQueue() })
   }
 
   /**

@@ -16,7 +16,7 @@ import { decodeAwarenessEntries } from '../shared/awareness.js'
 import { EMPTY_EVENT_ID, checkStateVector, type ResumePoint } from './store/history.js'
 import type { StreamPositions } from './store/types.js'
 import { validateUpdate } from './validate.js'
-import { EventsStream, singleDocumentFraming, type StreamFraming, type StreamedDocument } from './events-stream.js'
+import { EventsStream, SingleDocumentFraming, type StreamFraming, type StreamedDocument } from './events-stream.js'
 import { MultiplexFraming, positionsOf } from './multiplex.js'
 import { openEventStream, type SseWriter } from './sse.js'
 import type { SyncServerOptions } from './options.js'
@@ -231,7 +231,7 @@ const streamEvents = async (
 
 const getEvents = async (ctx: Context, { docId, grant, client }: Allowed, routes: RouteContext): Promise<void> => {
   const doc = { docId, from: resumePointOf(ctx), awarenessId: awarenessIdOf(ctx) }
-  await streamEvents(ctx, [doc], client, grant.expiresAt, routes, singleDocumentFraming)
+  await streamEvents(ctx, [doc], client, grant.expiresAt, routes, writer => new SingleDocumentFraming(writer))
 }
 
 /** `GET /events?docs=a,b,c`: several documents on one stream (docs/protocol.md, "Several documents on one stream"). */

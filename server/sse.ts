@@ -75,15 +75,15 @@ export const eventStreamHeaders = (httpVersionMajor: number): Record<string, str
 export class SseWriter {
   private readonly res: ServerResponse
   private isBlocked = false
-  private readonly drainListeners: (() => void)[] = []
+  private drainListener: (() => void) | null = null
   private ended = false
 
-  /** @param onEvent - told the name and size of every event written (for metrics). */
-  constructor (res: ServerResponse, private readonly onEvent?: (event: string, bytes: number) => void) {
+  /** @param metrics - told the name and size of every event written. */
+  constructor (res: ServerResponse, private readonly metrics: Metrics | null) {
     this.res = res
     res.on('drain', () => {
       this.isBlocked = false
-      for (const listener of this.drainListeners) listener()
+      this.drainListener?.()
     })
   }
 
@@ -95,9 +95,9 @@ export class SseWriter {
     return this.ended || this.res.destroyed || this.res.writableEnded
   }
 
-  /** Calls `listener` whenever a blocked stream can take more. */
+  /** Calls `listener` whenever a blocked stream can take more (one listener per writer: the stream's). */
   onDrain (listener: () => void): void {
-    this.drainListeners.push(listener)
+    this.drainListener = listener
   }
 
   /** Writes one event; returns false when the client is not keeping up. */
@@ -107,7 +107,7 @@ export class SseWriter {
 
   /** Writes an event formatted once for many streams; returns false when the client is not keeping up. */
   sendFrame ({ event, chunk }: SseFrame): boolean {
-    this.onEvent?.(event, chunk.length)
+    this.metrics?.eventSent(event, chunk.length)
     return this.write(chunk)
   }
 
@@ -118,7 +118,7 @@ export class SseWriter {
    */
   sendWithId (event: string, id: string, body: Buffer): boolean {
     const head = `event: ${event}\nid: ${id}\n`
-    this.onEvent?.(event, head.length + body.length)
+    this.metrics?.eventSent(event, head.length + body.length)
     this.write(head)
     return this.write(body)
   }
@@ -156,5 +156,5 @@ export const openEventStream = (ctx: Context, metrics: Metrics | null): SseWrite
     ctx.res.useChunkedEncodingByDefault = false
   }
   ctx.res.writeHead(200, eventStreamHeaders(ctx.req.httpVersionMajor))
-  return new SseWriter(ctx.res, metrics === null ? undefined : (event, bytes) => metrics.eventSent(event, bytes))
+  return new SseWriter(ctx.res, metrics)
 }
