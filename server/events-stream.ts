@@ -74,7 +74,7 @@ export interface StreamFraming {
 
 /**
  * The framing of `GET /docs/:docId/events`: the protocol's events, untagged, under the document's
- * event IDs. A class, not an object of closures: an idle instance holds thousands of streams.
+ * event IDs. A class, not an object of closures: a server holds thousands of idle streams.
  */
 export class SingleDocumentFraming implements StreamFraming {
   constructor (private readonly writer: SseWriter) {}

@@ -81,7 +81,7 @@ export const parseEventId = (eventId: string): { epoch: string | null; id: Strea
 const EPOCH_LENGTH = 12
 
 /**
- * Random bytes for epochs, drawn for a hundred at a time: every append draws an epoch (used only
+ * Random bytes for epochs, drawn a hundred epochs at a time: every append draws an epoch (used only
  * if it creates the document), and a call into the system's random source per append was about
  * 3 % of a small POST's CPU on a server at rest.
  */

@@ -29,8 +29,9 @@ interface KnownRead {
 }
 
 /**
- * Whether `known` can bring a document merged at `head` up to date: it read from that head, or
- * past it, or ended before it (the document then moved past the read).
+ * Whether `known` can bring a document merged at `head` up to date: it read the log from that
+ * head (usable only while the log still holds it, which the caller checks), or `head` is one of
+ * the entries it read, or lies past them (the document then moved past the read).
  */
 const reaches = ({ after, read }: KnownRead, head: StreamId): boolean =>
   head === after || compareStreamIds(head, read.snapshot.head) > 0 || read.entries.some(e => e.id === head)
@@ -245,7 +246,7 @@ export abstract class LogStore implements DocumentStore {
       const { after, read } = reused ? known : { after: head, read: await this.readAfter(docId, head) }
       // Still the one kept, of this life of the document, and the log continues from where it was
       // (it may have moved on meanwhile, by updates delivered here, even past what the read saw).
-      if (this.merged.holds(docId, kept) && read.snapshot.epoch === kept.epoch && (reused || replayable(read, formatEventId(kept.epoch, head))) &&
+      if (this.merged.holds(docId, kept) && read.snapshot.epoch === kept.epoch && (after !== head || replayable(read, formatEventId(kept.epoch, head))) &&
         (this.catchUp(docId, kept, after, read.entries, read.snapshot.head) || movedPast(kept, read.snapshot.head))) {
         return use({ snapshot: { ...read.snapshot, head: kept.head }, checkpoints: known?.read.checkpoints ?? [], pending: [], refused: [], merged: kept })
       }

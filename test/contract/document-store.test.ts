@@ -667,6 +667,22 @@ describe.each(backends)('DocumentStore contract: $name', (factory) => {
       expect(textOf(docFrom([(await store.sync(doc, {})).update]))).toBe('a new life');
     });
 
+    it('resumes a client from the point a document is merged at here after another instance trimmed the log past it', async () => {
+      const backend = factory.create({ ...manual, keepTail: 2, ...options });
+      // Two instances on one storage where the backend has them (else one: nothing is merged past its log then).
+      const [here, other] = [backend.open(), backend.open()];
+      const writer = new Writer();
+      const next = random(17);
+      const [clientAt] = await appendAll(here, doc, [writer.insert('seen by the client ')]);
+      const client = docFrom(writer.updates);
+      await here.sync(doc, {}); // merged here at the client's point; nobody reads here, so it stays there
+      await appendAll(other, doc, Array.from({ length: 20 }, () => writer.typeRandomly(next)));
+      expect(await other.compact(doc)).toBe(true); // the log now starts past the client's point
+      const sync = await here.sync(doc, { lastEventId: clientAt });
+      Y.applyUpdate(client, sync.update);
+      expect(textOf(client)).toBe(textOf(writer.doc));
+    });
+
     it('stays exact while readers come and go, also for updates stored while nobody here was reading', async () => {
       const store = factory.create({ ...manual, ...options }).open();
       const writer = new Writer();

@@ -50,7 +50,7 @@ describe('identifiers', () => {
     expect(parseEventId(`e.${2n ** 64n}-0`)).toBeNull()
   })
 
-  it('draw distinct epochs, also across refills of their random bytes', () => {
+  it('include epochs that are distinct, also across refills of their random bytes', () => {
     const epochs = Array.from({ length: 1000 }, newEpoch)
     for (const epoch of epochs) expect(epoch).toMatch(/^[a-z0-9]{12}$/)
     expect(new Set(epochs).size).toBe(epochs.length)
