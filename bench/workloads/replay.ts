@@ -10,7 +10,7 @@ import { startServer } from '../servers.js'
 import { ConvergenceError, applyEdits, median, perSystem, waitForText, type BenchContext, type Row, type WorkloadResult } from '../workload.js'
 
 const CONVERGE_TIMEOUT_MS = 120_000
-const COLD_SYNCS = 5
+const COLD_SYNCS = 15
 const COLD_TIMEOUT_MS = 30_000
 
 export const replay = {
