@@ -15,7 +15,7 @@ import { StreamHub, type HubIdentity, type HubMember, type ResumePoint } from '.
 import { TabStreamHub, tabSharingAvailable } from './tab-stream.js'
 import { Outbox } from './outbox.js'
 import { AwarenessSync } from './awareness-sync.js'
-import { Transport, failureOf, networkFailure, type ConnectionError, type RequestFailure, type TokenSource } from './transport.js'
+import { Transport, failureOf, letRequestGo, networkFailure, type ConnectionError, type DocumentSnapshot, type RequestFailure, type TokenSource } from './transport.js'
 
 /** Connection status, as in y-websocket. */
 export type ProviderStatus = 'connecting' | 'connected' | 'disconnected'
@@ -110,6 +110,10 @@ const DEFAULT_RETRY_MS = 1000
 /** Abort reason of `disconnect()` and stops, told apart from the aborts of the idle watchdog and failed handlers. */
 const CLOSED_BY_CLIENT = new Error('closed by the client')
 
+/** Abort reason of a stream opened from a snapshot that turned out to be no update: it is opened again at once. */
+const SNAPSHOT_REFUSED = new Error('the document\'s snapshot was no Yjs update')
+
+
 /** How one stream attempt ended: a synced stream ended (by the server or the network), a failure, or `disconnect()`. */
 type AttemptEnd =
   | { kind: 'ended' }
@@ -177,6 +181,10 @@ export class SseProvider<State extends object = any> extends ObservableV2<SsePro
   /** Aborts the current stream attempt or backoff wait. */
   private attempt: AbortController | null = null
   private lastEventId: string | null = null
+  /** A snapshot fetched for the next stream, applied once that stream's request is on its way. */
+  private fetched: DocumentSnapshot | null = null
+  /** Set when a snapshot was no Yjs update: the stream sends the whole document instead. */
+  private snapshotRefused = false
   private retryMs = DEFAULT_RETRY_MS
   private pendingConnect: (() => void) | null = null
   /** Counts `connect()` calls, so an attempt knows when a later one superseded it. */
@@ -227,6 +235,7 @@ export class SseProvider<State extends object = any> extends ObservableV2<SsePro
       awarenessId: () => this.awareness.clientID,
       resumePoint: () => this.resumePoint(),
       prepare: signal => this.loadSnapshot(signal),
+      settle: () => this.applyFetched(),
       handlers: this.handlers,
       connecting: () => {
         // As between two attempts of a stream of its own: a synced provider goes through 'disconnected'.
@@ -382,17 +391,34 @@ export class SseProvider<State extends object = any> extends ObservableV2<SsePro
 
   /**
    * With `fetchSnapshot`, a document that is empty and was never synced is first fetched whole
-   * (binary, compressed), and its stream resumes from that event ID. Any failure (no such document
-   * yet, no access, no network, a body that is no update) leaves it to the stream, which reports it.
+   * (binary, compressed), and its stream resumes from that event ID: the stream's request goes
+   * out first, and the snapshot is applied while it travels ({@link applyFetched}). Any failure
+   * (no such document yet, no access, no network) leaves it to the stream, which reports it.
    */
-  private async loadSnapshot (signal: AbortSignal): Promise<void> {
-    if (!this.fetchSnapshot || this.lastEventId !== null || this.doc.store.clients.size > 0) return
+  private async loadSnapshot (signal: AbortSignal): Promise<boolean> {
+    this.fetched = null
+    if (!this.fetchSnapshot || this.snapshotRefused || this.lastEventId !== null || this.doc.store.clients.size > 0) return false
     const snapshot = await this.transport.getDocument(signal)
-    if (snapshot === null || signal.aborted || this.lastEventId !== null) return
+    if (snapshot === null || signal.aborted || this.lastEventId !== null) return false
+    this.fetched = snapshot
+    return true
+  }
+
+  /**
+   * Applies the snapshot {@link loadSnapshot} fetched, if any; false when it was no Yjs update (a
+   * proxy that rewrote the body): the stream was then opened from a point the document does not
+   * hold, and must be opened again, for the whole document.
+   */
+  private applyFetched (): boolean {
+    const snapshot = this.fetched
+    this.fetched = null
+    if (snapshot === null) return true
     try {
       this.applyRemote(snapshot.update, snapshot.eventId, snapshot.encoding)
+      return true
     } catch {
-      // Not a Yjs update after all (a proxy that rewrote the body): the stream sends the whole state.
+      this.snapshotRefused = true
+      return false
     }
   }
 
@@ -418,11 +444,24 @@ export class SseProvider<State extends object = any> extends ObservableV2<SsePro
   private async openStream (attempt: AbortController): Promise<AttemptEnd> {
     const tokenFailure = await this.transport.refreshToken('events')
     if (tokenFailure !== null) return { kind: 'failed', failure: tokenFailure }
-    await this.loadSnapshot(attempt.signal)
+    const fetched = await this.loadSnapshot(attempt.signal)
     if (attempt.signal.aborted) return { kind: 'aborted' }
     let response: Response
     try {
-      response = await this.transport.openEvents(this.resumeQuery(), attempt.signal)
+      const opening = this.transport.openEvents(this.resumeQuery(), attempt.signal)
+      if (fetched) {
+        opening.catch(() => {}) // awaited below, unless the snapshot makes this stream useless
+        await letRequestGo()
+        if (attempt.signal.aborted) {
+          this.fetched = null
+          return { kind: 'aborted' }
+        }
+        if (!this.applyFetched()) {
+          attempt.abort(SNAPSHOT_REFUSED)
+          return { kind: 'aborted' }
+        }
+      }
+      response = await opening
     } catch (error) {
       return attempt.signal.reason === CLOSED_BY_CLIENT ? { kind: 'aborted' } : { kind: 'failed', failure: networkFailure('events', error) }
     }
@@ -449,8 +488,13 @@ export class SseProvider<State extends object = any> extends ObservableV2<SsePro
     return query
   }
 
-  /** The last event ID applied, and the state vector (base64url) unless it is too long for a URL. */
+  /**
+   * The last event ID applied, and the state vector (base64url) unless it is too long for a URL;
+   * with a snapshot fetched but not yet applied, the snapshot's event ID (the document's own state
+   * vector says nothing yet).
+   */
   private resumePoint (): ResumePoint {
+    if (this.fetched !== null) return { lastEventId: this.fetched.eventId, stateVector: null }
     const stateVector = toBase64Url(Y.encodeStateVector(this.doc))
     return { lastEventId: this.lastEventId, stateVector: stateVector.length <= MAX_STATE_VECTOR_PARAM ? stateVector : null }
   }

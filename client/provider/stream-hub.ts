@@ -12,7 +12,7 @@ import { sleep } from './backoff.js'
 import type { EventSourceMessage } from 'eventsource-parser'
 import { dispatchMultiplexed, readEvents, type EventStreamHandlers } from './event-stream.js'
 import { ReconnectPolicy } from './reconnect.js'
-import { failureOf, networkFailure, type ConnectionError, type RequestFailure, type TokenSource, type Transport } from './transport.js'
+import { failureOf, letRequestGo, networkFailure, type ConnectionError, type RequestFailure, type TokenSource, type Transport } from './transport.js'
 
 /** Where a member's document stands, as sent when a stream (re)opens. */
 export interface ResumePoint {
@@ -29,8 +29,16 @@ export interface HubMember {
   awarenessId(): number
   /** Where the document stands: every (re)opened stream resumes each document from its own point. */
   resumePoint(): ResumePoint
-  /** Called before a stream is opened with the member, which may load its document meanwhile (see `fetchSnapshot`). */
-  prepare(signal: AbortSignal): Promise<void>
+  /**
+   * Called before a stream is opened with the member, which may fetch its document meanwhile (see
+   * `fetchSnapshot`); true when it did, to apply once the stream's request is on its way.
+   */
+  prepare(signal: AbortSignal): Promise<boolean>
+  /**
+   * Called once the stream's request is on its way: applies what `prepare` fetched. False when
+   * that was no update: the stream then resumes the member from a point its document lacks.
+   */
+  settle(): boolean
   handlers: EventStreamHandlers
   /** The shared stream is being (re)opened: the member is not synced until its next sync event. */
   connecting(): void
@@ -76,20 +84,19 @@ export const resumeQuery = (points: readonly ResumePoint[]): Record<string, stri
 }
 
 /**
- * Opens `GET /events` with `query` and hands each event to `onEvent` until the stream ends;
- * resolves `null` when a synced stream ended, else why it failed. The first event with an ID is a
- * sync event: from then on, an end is a resume, not a failure.
+ * Reads the response of `GET /events` (`opening`, started by the caller) and hands each event to
+ * `onEvent` until the stream ends; resolves `null` when a synced stream ended, else why it failed.
+ * The first event with an ID is a sync event: from then on, an end is a resume, not a failure.
  */
 export const followMultiplexedStream = async (
-  transport: Transport,
-  query: Record<string, string>,
+  opening: Promise<Response>,
   onEvent: (message: EventSourceMessage) => void,
   onRetry: (ms: number) => void,
   attempt: AbortController
 ): Promise<RequestFailure | null> => {
   let response: Response
   try {
-    response = await transport.openMultiplexedEvents(query, attempt.signal)
+    response = await opening
   } catch (error) {
     return networkFailure('events', error)
   }
@@ -243,7 +250,7 @@ export class StreamHub extends MemberSet {
     const tokenFailure = await this.transport.refreshToken('events')
     if (tokenFailure !== null || attempt.signal.aborted) return tokenFailure
     const attached = [...this.members.values()]
-    await Promise.all(attached.map(a => a.member.prepare(attempt.signal)))
+    const fetched = await Promise.all(attached.map(a => a.member.prepare(attempt.signal)))
     if (attempt.signal.aborted) return null
     // Every provider knows its own position exactly (the tag line names each document's event ID),
     // so the stream's own last event ID is not needed.
@@ -252,7 +259,18 @@ export class StreamHub extends MemberSet {
       [Param.awareness]: attached.map(a => String(a.member.awarenessId())).join(','),
       ...resumeQuery(attached.map(a => a.member.resumePoint()))
     }
-    return followMultiplexedStream(this.transport, query, message => dispatchMultiplexed(message, docId => this.members.get(docId)?.member.handlers),
+    const opening = this.transport.openMultiplexedEvents(query, attempt.signal)
+    if (fetched.some(Boolean)) {
+      opening.catch(() => {}) // awaited below, unless a snapshot makes this stream useless
+      await letRequestGo()
+      if (attempt.signal.aborted) return null
+      // Every member applies what it fetched; one whose snapshot was no update needs the stream again.
+      if (!attached.map(a => a.member.settle()).every(Boolean)) {
+        attempt.abort(MEMBERS_CHANGED)
+        return null
+      }
+    }
+    return followMultiplexedStream(opening, message => dispatchMultiplexed(message, docId => this.members.get(docId)?.member.handlers),
       ms => { this.retryMs = ms }, attempt)
   }
 }

@@ -258,7 +258,7 @@ export class TabStreamHub extends MemberSet {
       ...resumeQuery(docs.map(doc => doc.resume))
     }
     if (this.lastEventId !== null) query[Param.lastEventId] = this.lastEventId
-    return followMultiplexedStream(this.transport, query, ({ event, id, data }) => {
+    return followMultiplexedStream(this.transport.openMultiplexedEvents(query, attempt.signal), ({ event, id, data }) => {
       this.post({ kind: 'event', event, id, data })
       this.deliver({ event, id, data })
     }, ms => { this.retryMs = ms }, attempt)

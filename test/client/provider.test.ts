@@ -85,6 +85,45 @@ describe('SseProvider', () => {
     expect((await resumes(server)).replay).toBe(replays + 1)
   })
 
+  it.each([
+    { stream: 'a shared stream', multiplex: true, eventsPath: () => '/events' },
+    { stream: 'a stream of its own', multiplex: false, eventsPath: (docId: string) => `/docs/${docId}/events` }
+  ])('on $stream, sends the stream\'s request before applying the snapshot, and opens it again for the whole document when the snapshot is no update', async ({ multiplex, eventsPath }) => {
+    const server = await startServer()
+    const docId = uniqueDocId('overlap')
+    const writer = provider(server, docId, { multiplex: false })
+    writer.doc.getText('t').insert(0, 'y'.repeat(5000))
+    await waitAcked(writer)
+
+    const order: string[] = []
+    const doc = new Y.Doc()
+    const reader = provider(server, docId, { multiplex, fetch: async (input, init) => {
+      order.push(new URL(String(input)).pathname)
+      return fetch(input, init)
+    } }, doc)
+    doc.on('update', (_update: Uint8Array, origin: unknown) => { if (origin === reader) order.push('applied') })
+    await reader.whenSynced()
+    expect(text(reader)).toBe('y'.repeat(5000))
+    expect(order.slice(0, 3)).toEqual([`/docs/${docId}`, eventsPath(docId), 'applied'])
+
+    const before = await resumes(server)
+    const snapshots: string[] = []
+    const rewritten = provider(server, docId, { multiplex, fetch: async (input, init) => {
+      const response = await fetch(input, init)
+      if (new URL(String(input)).pathname !== `/docs/${docId}`) return response
+      snapshots.push(response.headers.get('etag') ?? '')
+      await response.arrayBuffer()
+      // A proxy that rewrote the body: the headers still name the snapshot's event ID.
+      return new Response(new Uint8Array([1, 2, 3]), { status: 200, headers: response.headers })
+    } })
+    await rewritten.whenSynced()
+    expect(text(rewritten)).toBe('y'.repeat(5000))
+    // Fetched once, not again on the stream opened anew, which sent the whole document (a diff
+    // against the empty document's state vector; the first stream, abandoned, had a replay).
+    expect(snapshots).toHaveLength(1)
+    expect((await resumes(server))['state-vector']).toBe((before['state-vector'] ?? 0) + 1)
+  })
+
   it('counts unacknowledged local changes in sync-status, once per synchronous step', async () => {
     const server = await startServer()
     const p = provider(server, uniqueDocId('status'))
