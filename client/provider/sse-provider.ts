@@ -113,8 +113,10 @@ const CLOSED_BY_CLIENT = new Error('closed by the client')
 /** Abort reason of a stream opened from a snapshot that turned out to be no update: it is opened again at once. */
 const SNAPSHOT_REFUSED = new Error('the document\'s snapshot was no Yjs update')
 
-
-/** How one stream attempt ended: a synced stream ended (by the server or the network), a failure, or `disconnect()`. */
+/**
+ * How one stream attempt ended: a synced stream ended (by the server or the network), a failure,
+ * or an abort (`disconnect()`, or a stream to open again at once).
+ */
 type AttemptEnd =
   | { kind: 'ended' }
   | { kind: 'failed'; failure: RequestFailure }
@@ -346,6 +348,7 @@ export class SseProvider<State extends object = any> extends ObservableV2<SsePro
     if (this.destroyed) return
     this.disconnect()
     this.destroyed = true
+    this.fetched = null
     this.doc.off('update', this.onDocUpdate)
     this.doc.off('destroy', this.onDocDestroy)
     this.outbox.destroy()
@@ -396,6 +399,9 @@ export class SseProvider<State extends object = any> extends ObservableV2<SsePro
    * (no such document yet, no access, no network) leaves it to the stream, which reports it.
    */
   private async loadSnapshot (signal: AbortSignal): Promise<boolean> {
+    // One fetched for an attempt that was abandoned before applying it (a shared stream reopened
+    // for another member) is still this document's state: no need to fetch it again.
+    if (this.fetched !== null && this.lastEventId === null) return true
     this.fetched = null
     if (!this.fetchSnapshot || this.snapshotRefused || this.lastEventId !== null || this.doc.store.clients.size > 0) return false
     const snapshot = await this.transport.getDocument(signal)
@@ -452,10 +458,7 @@ export class SseProvider<State extends object = any> extends ObservableV2<SsePro
       if (fetched) {
         opening.catch(() => {}) // awaited below, unless the snapshot makes this stream useless
         await letRequestGo()
-        if (attempt.signal.aborted) {
-          this.fetched = null
-          return { kind: 'aborted' }
-        }
+        if (attempt.signal.aborted) return { kind: 'aborted' }
         if (!this.applyFetched()) {
           attempt.abort(SNAPSHOT_REFUSED)
           return { kind: 'aborted' }

@@ -264,7 +264,8 @@ export class StreamHub extends MemberSet {
       opening.catch(() => {}) // awaited below, unless a snapshot makes this stream useless
       await letRequestGo()
       if (attempt.signal.aborted) return null
-      // Every member applies what it fetched; one whose snapshot was no update needs the stream again.
+      // Every member applies what it fetched; one whose snapshot was no update needs the stream
+      // opened again at once, as for a change of members.
       if (!attached.map(a => a.member.settle()).every(Boolean)) {
         attempt.abort(MEMBERS_CHANGED)
         return null

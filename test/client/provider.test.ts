@@ -124,6 +124,32 @@ describe('SseProvider', () => {
     expect((await resumes(server))['state-vector']).toBe((before['state-vector'] ?? 0) + 1)
   })
 
+  it('on a shared stream, applies every member\'s snapshot once, also when another member\'s was no update', async () => {
+    const server = await startServer()
+    const [good, bad] = [uniqueDocId('good'), uniqueDocId('bad')]
+    for (const docId of [good, bad]) {
+      const writer = provider(server, docId, { multiplex: false })
+      writer.doc.getText('t').insert(0, `${docId} `.repeat(200))
+      await waitAcked(writer)
+    }
+    const snapshots: string[] = []
+    // One fetch for both, so they share a stream; it rewrites one document's snapshot.
+    const rewriting: typeof fetch = async (input, init) => {
+      const response = await fetch(input, init)
+      const path = new URL(String(input)).pathname
+      if (path !== `/docs/${good}` && path !== `/docs/${bad}`) return response
+      snapshots.push(path)
+      if (path !== `/docs/${bad}`) return response
+      await response.arrayBuffer()
+      return new Response(new Uint8Array([1, 2, 3]), { status: 200, headers: response.headers })
+    }
+    // The refused one first: the other's snapshot must still be applied, once.
+    const readers = [provider(server, bad, { fetch: rewriting }), provider(server, good, { fetch: rewriting })]
+    await Promise.all(readers.map(reader => reader.whenSynced()))
+    expect(readers.map(text)).toEqual([`${bad} `.repeat(200), `${good} `.repeat(200)])
+    expect(snapshots.sort()).toEqual([`/docs/${bad}`, `/docs/${good}`])
+  })
+
   it('counts unacknowledged local changes in sync-status, once per synchronous step', async () => {
     const server = await startServer()
     const p = provider(server, uniqueDocId('status'))
