@@ -15,7 +15,7 @@ import { StreamHub, type HubIdentity, type HubMember, type ResumePoint } from '.
 import { TabStreamHub, tabSharingAvailable } from './tab-stream.js'
 import { Outbox } from './outbox.js'
 import { AwarenessSync } from './awareness-sync.js'
-import { Transport, failureOf, letRequestGo, networkFailure, type ConnectionError, type DocumentSnapshot, type RequestFailure, type TokenSource } from './transport.js'
+import { Transport, failureOf, networkFailure, settleWhileOpening, type ConnectionError, type DocumentSnapshot, type RequestFailure, type TokenSource } from './transport.js'
 
 /** Connection status, as in y-websocket. */
 export type ProviderStatus = 'connecting' | 'connected' | 'disconnected'
@@ -455,15 +455,7 @@ export class SseProvider<State extends object = any> extends ObservableV2<SsePro
     let response: Response
     try {
       const opening = this.transport.openEvents(this.resumeQuery(), attempt.signal)
-      if (fetched) {
-        opening.catch(() => {}) // awaited below, unless the snapshot makes this stream useless
-        await letRequestGo()
-        if (attempt.signal.aborted) return { kind: 'aborted' }
-        if (!this.applyFetched()) {
-          attempt.abort(SNAPSHOT_REFUSED)
-          return { kind: 'aborted' }
-        }
-      }
+      if (fetched && !(await settleWhileOpening(opening, attempt, () => this.applyFetched(), SNAPSHOT_REFUSED))) return { kind: 'aborted' }
       response = await opening
     } catch (error) {
       return attempt.signal.reason === CLOSED_BY_CLIENT ? { kind: 'aborted' } : { kind: 'failed', failure: networkFailure('events', error) }

@@ -12,7 +12,7 @@ import { sleep } from './backoff.js'
 import type { EventSourceMessage } from 'eventsource-parser'
 import { dispatchMultiplexed, readEvents, type EventStreamHandlers } from './event-stream.js'
 import { ReconnectPolicy } from './reconnect.js'
-import { failureOf, letRequestGo, networkFailure, type ConnectionError, type RequestFailure, type TokenSource, type Transport } from './transport.js'
+import { failureOf, networkFailure, settleWhileOpening, type ConnectionError, type RequestFailure, type TokenSource, type Transport } from './transport.js'
 
 /** Where a member's document stands, as sent when a stream (re)opens. */
 export interface ResumePoint {
@@ -260,17 +260,10 @@ export class StreamHub extends MemberSet {
       ...resumeQuery(attached.map(a => a.member.resumePoint()))
     }
     const opening = this.transport.openMultiplexedEvents(query, attempt.signal)
-    if (fetched.some(Boolean)) {
-      opening.catch(() => {}) // awaited below, unless a snapshot makes this stream useless
-      await letRequestGo()
-      if (attempt.signal.aborted) return null
-      // Every member applies what it fetched; one whose snapshot was no update needs the stream
-      // opened again at once, as for a change of members.
-      if (!attached.map(a => a.member.settle()).every(Boolean)) {
-        attempt.abort(MEMBERS_CHANGED)
-        return null
-      }
-    }
+    // Every member applies what it fetched; one whose snapshot was no update needs the stream
+    // opened again at once, as for a change of members.
+    const settleAll = (): boolean => attached.map(a => a.member.settle()).every(Boolean)
+    if (fetched.some(Boolean) && !(await settleWhileOpening(opening, attempt, settleAll, MEMBERS_CHANGED))) return null
     return followMultiplexedStream(opening, message => dispatchMultiplexed(message, docId => this.members.get(docId)?.member.handlers),
       ms => { this.retryMs = ms }, attempt)
   }

@@ -66,12 +66,11 @@ export interface TransportOptions {
 }
 
 /**
- * Lets a request just started go out before the thread gets busy: a snapshot applied meanwhile
- * (tens of milliseconds for a large document) then overlaps the stream's round trip. Node's
- * fetch sends on a later turn of the event loop. A message to ourselves is such a turn and,
- * unlike a timer, is not held back in a browser's background tab.
+ * Lets a request just started go out before the thread gets busy: Node's fetch sends on a later
+ * turn of the event loop. A message to ourselves is such a turn and, unlike a timer, is not held
+ * back in a browser's background tab.
  */
-export const letRequestGo = (): Promise<void> => new Promise(resolve => {
+const letRequestGo = (): Promise<void> => new Promise(resolve => {
   const channel = new MessageChannel()
   channel.port1.onmessage = () => {
     channel.port1.close()
@@ -79,6 +78,20 @@ export const letRequestGo = (): Promise<void> => new Promise(resolve => {
   }
   channel.port2.postMessage(null)
 })
+
+/**
+ * Runs `settle` (applying fetched snapshots: tens of milliseconds for a large document) while the
+ * stream's request `opening` travels, so the two overlap. False when the stream is not to be
+ * read: the attempt was aborted meanwhile, or `settle` refused, which aborts it with `refused`.
+ */
+export const settleWhileOpening = async (opening: Promise<Response>, attempt: AbortController, settle: () => boolean, refused: Error): Promise<boolean> => {
+  opening.catch(() => {}) // awaited by the caller, unless the stream is not to be read
+  await letRequestGo()
+  if (attempt.signal.aborted) return false
+  if (settle()) return true
+  attempt.abort(refused)
+  return false
+}
 
 /** A whole document as `GET /docs/:docId` answers it: the update, its format and its head event ID. */
 export interface DocumentSnapshot {

@@ -390,9 +390,8 @@ export abstract class LogStore implements DocumentStore {
   private async compactNow (docId: string): Promise<boolean> {
     const started = performance.now()
     const planned = await this.planFromDelivered(docId) ?? await this.withMerged(docId, true, ({ snapshot, pending, refused, merged }) => {
-      const last = pending.at(-1)
-      if (snapshot.epoch === null || last === undefined) return null
-      return { commit: this.compactionCommit(snapshot.epoch, snapshot.compacted, pending, last, merged.full(), merged.stateVector()), refused }
+      if (snapshot.epoch === null || pending.length === 0) return null
+      return { commit: this.compactionCommit(snapshot.epoch, snapshot.compacted, pending, merged.full(), merged.stateVector()), refused }
     })
     if (planned === null) return false
     const { commit, refused } = planned
@@ -421,15 +420,15 @@ export abstract class LogStore implements DocumentStore {
     const { snapshot, entries } = await this.readFull(docId)
     const upTo = entries.findIndex(e => e.id === head)
     if (snapshot.epoch !== epoch || upTo < 0) return null
-    return { commit: this.compactionCommit(epoch, snapshot.compacted, entries.slice(0, upTo + 1), entries[upTo] as LogEntry, state, stateVector), refused: [] }
+    return { commit: this.compactionCommit(epoch, snapshot.compacted, entries.slice(0, upTo + 1), state, stateVector), refused: [] }
   }
 
-  /** A compaction of `pending` (the entries after `compacted`, up to `last`), given the state after them. */
-  private compactionCommit (epoch: string, compacted: StreamId, pending: readonly LogEntry[], last: LogEntry, state: Uint8Array, stateVector: Uint8Array): CompactionCommit {
+  /** A compaction of `pending` (the entries after `compacted`, at least one), given the state after them. */
+  private compactionCommit (epoch: string, compacted: StreamId, pending: readonly LogEntry[], state: Uint8Array, stateVector: Uint8Array): CompactionCommit {
     return {
       expectedEpoch: epoch,
       expectedCompacted: compacted,
-      compacted: last.id,
+      compacted: (pending.at(-1) as LogEntry).id,
       state,
       stateVector,
       keepTail: this.options.keepTail,

@@ -8,6 +8,12 @@ import { RequestLog, provider, resumes, serverDoc, startServer, uniqueDocId, wai
 
 const text = (p: { doc: Y.Doc }): string => p.doc.getText('t').toString()
 
+/** A snapshot whose body a proxy rewrote into bytes that are no Yjs update; its headers still name its event ID. */
+const rewrittenByAProxy = async (response: Response): Promise<Response> => {
+  await response.arrayBuffer()
+  return new Response(new Uint8Array([1, 2, 3]), { status: 200, headers: response.headers })
+}
+
 describe('SseProvider', () => {
   it('syncs two providers through the server', async () => {
     const server = await startServer()
@@ -112,9 +118,7 @@ describe('SseProvider', () => {
       const response = await fetch(input, init)
       if (new URL(String(input)).pathname !== `/docs/${docId}`) return response
       snapshots.push(response.headers.get('etag') ?? '')
-      await response.arrayBuffer()
-      // A proxy that rewrote the body: the headers still name the snapshot's event ID.
-      return new Response(new Uint8Array([1, 2, 3]), { status: 200, headers: response.headers })
+      return rewrittenByAProxy(response)
     } })
     await rewritten.whenSynced()
     expect(text(rewritten)).toBe('y'.repeat(5000))
@@ -139,9 +143,7 @@ describe('SseProvider', () => {
       const path = new URL(String(input)).pathname
       if (path !== `/docs/${good}` && path !== `/docs/${bad}`) return response
       snapshots.push(path)
-      if (path !== `/docs/${bad}`) return response
-      await response.arrayBuffer()
-      return new Response(new Uint8Array([1, 2, 3]), { status: 200, headers: response.headers })
+      return path === `/docs/${bad}` ? rewrittenByAProxy(response) : response
     }
     // The refused one first: the other's snapshot must still be applied, once.
     const readers = [provider(server, bad, { fetch: rewriting }), provider(server, good, { fetch: rewriting })]
