@@ -14,7 +14,7 @@ import { WebSocket } from 'ws'
 import { createParser } from 'eventsource-parser'
 import { WebsocketProvider } from 'y-websocket'
 import { HocuspocusProvider, HocuspocusProviderWebsocket } from '@hocuspocus/provider'
-import { SseProvider } from '../client/index.js'
+import { SseProvider, defaultFetch, type ByteStream, type Fetch } from '../client/index.js'
 import { BINARY_CONTENT_TYPE, routes, SseEvent, type SyncEventData } from '../shared/protocol.js'
 import { fromBase64 } from '../shared/codec.js'
 import type { BenchServer } from './servers.js'
@@ -68,11 +68,15 @@ const instrumentedWebSocket = (observed: Observed, observeSync: boolean, prefixe
     }
   }
 
-/** A `fetch` that counts POSTs and, when asked, reads each event stream's sync event on the side. */
-const instrumentedFetch = (observed: Observed, observeSync: boolean): typeof fetch => async (input, init) => {
-  if (init?.method === 'POST') observed.sent++
-  const response = await fetch(input, init)
-  if (!observeSync || init?.method === 'POST' || response.body === null) return response
+/**
+ * The provider's default `fetch` (in Node, its `node:http` client), counting POSTs and, when
+ * asked, reading each event stream's sync event on the side.
+ */
+const instrumentedFetch = (observed: Observed, observeSync: boolean): Fetch => async (url, init) => {
+  if (init.method === 'POST') observed.sent++
+  const response = await defaultFetch()(url, init)
+  const { body } = response
+  if (!observeSync || init.method === 'POST' || body === null) return response
   const parser = createParser({
     onEvent: ({ event, data }) => {
       if (event !== SseEvent.sync) return
@@ -82,13 +86,21 @@ const instrumentedFetch = (observed: Observed, observeSync: boolean): typeof fet
     }
   })
   const decoder = new TextDecoder()
-  const body = response.body.pipeThrough(new TransformStream<Uint8Array, Uint8Array>({
-    transform (chunk, controller) {
-      parser.feed(decoder.decode(chunk, { stream: true }))
-      controller.enqueue(chunk)
-    }
-  }))
-  return new Response(body, { status: response.status, headers: response.headers })
+  const observedBody: ByteStream = {
+    getReader: () => {
+      const reader = body.getReader()
+      return {
+        read: async () => {
+          const chunk = await reader.read()
+          if (!chunk.done) parser.feed(decoder.decode(chunk.value, { stream: true }))
+          return chunk
+        },
+        releaseLock: () => reader.releaseLock()
+      }
+    },
+    cancel: reason => body.cancel(reason)
+  }
+  return { ok: response.ok, status: response.status, headers: response.headers, body: observedBody, arrayBuffer: () => response.arrayBuffer(), json: () => response.json() }
 }
 
 const onceTrue = (check: () => boolean, subscribe: (listener: () => void) => void): Promise<void> =>

@@ -6,6 +6,7 @@
 import { ChangesEvent, type ChangeEventData, type ResetEventData } from '../shared/protocol.js'
 import { Backoff, sleep } from './provider/backoff.js'
 import { readEvents } from './provider/event-stream.js'
+import { defaultFetch, type Fetch, type HttpResponse } from './provider/http.js'
 import { Transport, failureOf, networkFailure, remedyFor, type ConnectionError, type RequestFailure, type TokenSource } from './provider/transport.js'
 
 /** Options of {@link watchChanges}. */
@@ -18,8 +19,8 @@ export interface WatchChangesOptions {
   token?: TokenSource
   /** Headers sent with every request. */
   headers?: Record<string, string>
-  /** The `fetch` to use. Default: the global one. */
-  fetch?: typeof fetch
+  /** The `fetch` to use. Default: {@link defaultFetch}. */
+  fetch?: Fetch
   /** Ends the iteration (without an error) when aborted. */
   signal?: AbortSignal
   /** Longest wait between reconnection attempts, in ms. Default 10 000. */
@@ -61,7 +62,7 @@ export async function * watchChanges (serverUrl: string, options: WatchChangesOp
     params: {},
     headers: options.headers ?? {},
     token: options.token,
-    fetch: options.fetch ?? ((input, init) => fetch(input, init))
+    fetch: options.fetch ?? defaultFetch()
   })
   const backoff = new Backoff(maxBackoffTime)
   let cursor = options.lastEventId
@@ -90,7 +91,7 @@ export async function * watchChanges (serverUrl: string, options: WatchChangesOp
     const stop = (): void => connection.abort()
     signal?.addEventListener('abort', stop)
     try {
-      let response: Response
+      let response: HttpResponse
       try {
         response = await transport.openChanges({ prefix, ...(cursor === undefined ? {} : { lastEventId: cursor }) }, connection.signal)
       } catch (error) {

@@ -11,4 +11,5 @@ export {
   type TypedAwareness
 } from './provider/sse-provider.js'
 export type { ConnectionError, RequestKind, TokenSource } from './provider/transport.js'
+export { defaultFetch, type Fetch, type HttpRequestInit, type HttpResponse, type ByteStream, type ChunkRead } from './provider/http.js'
 export { watchChanges, ChangesError, type ChangeNotice, type WatchChangesOptions } from './changes.js'

@@ -6,6 +6,7 @@
 import { createParser, type EventSourceMessage } from 'eventsource-parser'
 import { SseEvent, type SyncEventData } from '../../shared/protocol.js'
 import { fromBase64 } from '../../shared/codec.js'
+import type { ByteStream } from './http.js'
 
 /** What the provider does with the stream's events. Handlers may throw: that ends the stream. */
 export interface EventStreamHandlers {
@@ -52,7 +53,7 @@ const dispatch = (handlers: EventStreamHandlers, event: string | undefined, id: 
  * Reads `body` until the server ends it (resolves) or the network, a handler or `abort` ends it
  * (rejects). Events without the `id:` the protocol requires end the stream as malformed.
  */
-export const readEventStream = (body: ReadableStream<Uint8Array>, handlers: EventStreamHandlers, abort: AbortController): Promise<void> =>
+export const readEventStream = (body: ByteStream, handlers: EventStreamHandlers, abort: AbortController): Promise<void> =>
   readEvents(body, ({ event, id, data }) => dispatch(handlers, event, id, data), ms => handlers.retry(ms), abort)
 
 /**
@@ -79,7 +80,7 @@ export const dispatchMultiplexed = (
  * {@link STREAM_IDLE_TIMEOUT_MS} is aborted.
  */
 export const readEvents = async (
-  body: ReadableStream<Uint8Array>,
+  body: ByteStream,
   onEvent: (message: EventSourceMessage) => void,
   onRetry: (ms: number) => void,
   abort: AbortController

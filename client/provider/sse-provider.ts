@@ -15,6 +15,7 @@ import { StreamHub, type HubIdentity, type HubMember, type ResumePoint } from '.
 import { TabStreamHub, tabSharingAvailable } from './tab-stream.js'
 import { Outbox } from './outbox.js'
 import { AwarenessSync } from './awareness-sync.js'
+import { defaultFetch, type Fetch, type HttpResponse } from './http.js'
 import { Transport, failureOf, networkFailure, settleWhileOpening, type ConnectionError, type DocumentSnapshot, type RequestFailure, type TokenSource } from './transport.js'
 
 /** Connection status, as in y-websocket. */
@@ -61,8 +62,11 @@ export interface SseProviderOptions {
    * and after every 401, so tokens rotate without re-creating the provider.
    */
   token: TokenSource | undefined
-  /** The `fetch` to use, e.g. one that adds cookies or goes through a proxy. Default: the global `fetch`. */
-  fetch: typeof fetch | undefined
+  /**
+   * The `fetch` to use, e.g. one that adds cookies or goes through a proxy. Default:
+   * {@link defaultFetch}, the global `fetch` in browsers and a leaner client on `node:http` in Node.
+   */
+  fetch: Fetch | undefined
   /** Upper bound of the backoff delay after failures, in milliseconds. Default 10 000. */
   maxBackoffTime: number
   /** Minimum interval between two presence POSTs, in milliseconds. Default 100. */
@@ -229,9 +233,7 @@ export class SseProvider<State extends object = any> extends ObservableV2<SsePro
     this.awareness = (resolved.awareness ?? new Awareness(doc)) as TypedAwareness<State>
     this.maxBackoffTime = resolved.maxBackoffTime
     this.fetchSnapshot = resolved.fetchSnapshot
-    // Called through a closure: a browser's fetch throws "Illegal invocation" when called as a method of another object.
-    const fetchFn = resolved.fetch ?? ((input: RequestInfo | URL, init?: RequestInit) => globalThis.fetch(input, init))
-    this.transport = new Transport(serverUrl, docName, { params: resolved.params, headers: resolved.headers, token: resolved.token, fetch: fetchFn })
+    this.transport = new Transport(serverUrl, docName, { params: resolved.params, headers: resolved.headers, token: resolved.token, fetch: resolved.fetch ?? defaultFetch() })
     this.member = {
       docName,
       awarenessId: () => this.awareness.clientID,
@@ -452,7 +454,7 @@ export class SseProvider<State extends object = any> extends ObservableV2<SsePro
     if (tokenFailure !== null) return { kind: 'failed', failure: tokenFailure }
     const fetched = await this.loadSnapshot(attempt.signal)
     if (attempt.signal.aborted) return { kind: 'aborted' }
-    let response: Response
+    let response: HttpResponse
     try {
       const opening = this.transport.openEvents(this.resumeQuery(), attempt.signal)
       if (fetched && !(await settleWhileOpening(opening, attempt, () => this.applyFetched(), SNAPSHOT_REFUSED))) return { kind: 'aborted' }

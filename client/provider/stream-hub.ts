@@ -12,6 +12,7 @@ import { sleep } from './backoff.js'
 import type { EventSourceMessage } from 'eventsource-parser'
 import { dispatchMultiplexed, readEvents, type EventStreamHandlers } from './event-stream.js'
 import { ReconnectPolicy } from './reconnect.js'
+import type { Fetch, HttpResponse } from './http.js'
 import { failureOf, networkFailure, settleWhileOpening, type ConnectionError, type RequestFailure, type TokenSource, type Transport } from './transport.js'
 
 /** Where a member's document stands, as sent when a stream (re)opens. */
@@ -61,7 +62,7 @@ export interface HubIdentity {
   headers: Record<string, string>
   token: TokenSource | undefined
   /** The `fetch` the user gave (not the default), compared by identity. */
-  fetch: typeof fetch | undefined
+  fetch: Fetch | undefined
 }
 
 interface Attached {
@@ -89,12 +90,12 @@ export const resumeQuery = (points: readonly ResumePoint[]): Record<string, stri
  * The first event with an ID is a sync event: from then on, an end is a resume, not a failure.
  */
 export const followMultiplexedStream = async (
-  opening: Promise<Response>,
+  opening: Promise<HttpResponse>,
   onEvent: (message: EventSourceMessage) => void,
   onRetry: (ms: number) => void,
   attempt: AbortController
 ): Promise<RequestFailure | null> => {
-  let response: Response
+  let response: HttpResponse
   try {
     response = await opening
   } catch (error) {

@@ -5,6 +5,7 @@
 import { BINARY_CONTENT_TYPE, Param, UPDATE_ENCODING_HEADER, isValidEventId, routes, type UpdateEncoding } from '../../shared/protocol.js'
 import type { ErrorBody } from '../../shared/errors.js'
 import { parseRetryAfter } from './backoff.js'
+import type { Fetch, HttpResponse } from './http.js'
 
 /** A token, or a function that fetches a fresh one (called on every connection attempt and after a 401). */
 export type TokenSource = string | (() => string | Promise<string>)
@@ -62,7 +63,7 @@ export interface TransportOptions {
   params: Record<string, string>
   headers: Record<string, string>
   token: TokenSource | undefined
-  fetch: typeof fetch
+  fetch: Fetch
 }
 
 /**
@@ -84,7 +85,7 @@ const letRequestGo = (): Promise<void> => new Promise(resolve => {
  * stream's request `opening` travels, so the two overlap. False when the stream is not to be
  * read: the attempt was aborted meanwhile, or `settle` refused, which aborts it with `refused`.
  */
-export const settleWhileOpening = async (opening: Promise<Response>, attempt: AbortController, settle: () => boolean, refused: Error): Promise<boolean> => {
+export const settleWhileOpening = async (opening: Promise<HttpResponse>, attempt: AbortController, settle: () => boolean, refused: Error): Promise<boolean> => {
   opening.catch(() => {}) // awaited by the caller, unless the stream is not to be read
   await letRequestGo()
   if (attempt.signal.aborted) return false
@@ -165,23 +166,23 @@ export class Transport {
   }
 
   /** Opens the document's event stream; rejects only on network errors and aborts. */
-  openEvents (query: Record<string, string>, signal: AbortSignal): Promise<Response> {
+  openEvents (query: Record<string, string>, signal: AbortSignal): Promise<HttpResponse> {
     return this.openStream(this.url('events', query), signal)
   }
 
   /** Opens a stream of several documents (`GET /events`); rejects only on network errors and aborts. */
-  openMultiplexedEvents (query: Record<string, string>, signal: AbortSignal): Promise<Response> {
+  openMultiplexedEvents (query: Record<string, string>, signal: AbortSignal): Promise<HttpResponse> {
     const search = new URLSearchParams({ ...this.options.params, ...query }).toString()
     return this.openStream(`${this.base}${routes.multiplexedEvents()}?${search}`, signal)
   }
 
   /** Opens the change feed (`GET /changes`, see `watchChanges`); rejects only on network errors and aborts. */
-  openChanges (query: Record<string, string>, signal: AbortSignal): Promise<Response> {
+  openChanges (query: Record<string, string>, signal: AbortSignal): Promise<HttpResponse> {
     const search = new URLSearchParams({ ...this.options.params, ...query }).toString()
     return this.openStream(`${this.base}${routes.changes()}?${search}`, signal)
   }
 
-  private openStream (url: string, signal: AbortSignal): Promise<Response> {
+  private openStream (url: string, signal: AbortSignal): Promise<HttpResponse> {
     return this.options.fetch(url, { headers: this.headers({ Accept: 'text/event-stream' }), signal, cache: 'no-store' })
   }
 
@@ -229,7 +230,7 @@ export const networkFailure = (request: RequestKind, error: unknown): RequestFai
   ({ request, status: 0, code: null, message: error instanceof Error ? error.message : String(error), retryAfterMs: null })
 
 /** Reads a failed response: its status, the protocol's error body if any, and `Retry-After`. */
-export const failureOf = async (request: RequestKind, response: Response): Promise<RequestFailure> => {
+export const failureOf = async (request: RequestKind, response: HttpResponse): Promise<RequestFailure> => {
   let code: string | null = null
   let message = `${request} request failed with HTTP ${response.status}`
   try {

@@ -4,7 +4,7 @@
  */
 import * as Y from 'yjs'
 import { routes } from '../../shared/protocol.js'
-import { SseProvider, type SseProviderOptions } from '../../client/index.js'
+import { SseProvider, defaultFetch, type Fetch, type SseProviderOptions } from '../../client/index.js'
 import { onCleanup } from '../helpers/server.js'
 import { waitFor } from '../helpers/wait.js'
 
@@ -14,11 +14,11 @@ export { intercept, startServer, type TestServer } from '../helpers/server.js'
 export class RequestLog {
   readonly requests: { method: string; url: string; path: string; status: number | null }[] = []
 
-  /** A `fetch` for the provider's `fetch` option that records every request. */
-  readonly fetch: typeof fetch = async (input, init) => {
-    const entry = { method: init?.method ?? 'GET', url: String(input), path: new URL(String(input)).pathname, status: null as number | null }
+  /** The provider's default `fetch` (in Node, its `node:http` client), recording every request. */
+  readonly fetch: Fetch = async (url, init) => {
+    const entry = { method: init.method ?? 'GET', url, path: new URL(url).pathname, status: null as number | null }
     this.requests.push(entry)
-    const response = await globalThis.fetch(input, init)
+    const response = await defaultFetch()(url, init)
     entry.status = response.status
     return response
   }
