@@ -20,7 +20,10 @@ import { LogStore, documentTooLarge, storeDefaults, type Appended, type Compacti
 import { changesKeys, docIdOfChannel, docKeys, streamPositionsKey, type DocKeys } from './redis-keys.js'
 import { snapshotFor, snapshotsToDrop } from './stream-positions.js'
 import type { StreamPositions } from './types.js'
-import { APPEND, COMMIT_COMPACTION, DELETE, READ_AFTER, READ_FULL, TAIL, type PublishCommand } from './redis-scripts.js'
+import {
+  APPEND, CLOSE_PRESENCE, COMMIT_COMPACTION, DELETE, OPEN_PRESENCE, PUBLISH_AWARENESS, READ_AFTER, READ_FULL, SAVE_POSITIONS, TAIL,
+  type PublishCommand
+} from './redis-scripts.js'
 import { silentLogger } from '../logger.js'
 import { RedisChangeFeed } from './redis-change-feed.js'
 
@@ -58,7 +61,11 @@ const SCRIPTS = {
   ysseReadFull: { lua: READ_FULL, keys: 5 },
   ysseCommitCompaction: { lua: COMMIT_COMPACTION, keys: 5 },
   ysseTail: { lua: TAIL, keys: 2 },
-  ysseDelete: { lua: DELETE, keys: -1 }
+  ysseDelete: { lua: DELETE, keys: -1 },
+  ysseSavePositions: { lua: SAVE_POSITIONS, keys: 1 },
+  ysseOpenPresence: { lua: OPEN_PRESENCE, keys: 1 },
+  ysseClosePresence: { lua: CLOSE_PRESENCE, keys: 1 },
+  ysseAwareness: { lua: PUBLISH_AWARENESS, keys: 2 }
 } as const
 
 type ScriptName = keyof typeof SCRIPTS
@@ -323,16 +330,9 @@ export class RedisStore extends LogStore {
   async publishAwareness (docId: string, entries: readonly AwarenessEntry[]): Promise<void> {
     const k = this.keys(docId)
     const at = Date.now()
-    const tx = this.redis.multi()
-    for (const entry of entries) {
-      if (entry.state === 'null') tx.hdel(k.awareness, String(entry.clientID))
-      else tx.hset(k.awareness, String(entry.clientID), JSON.stringify({ clock: entry.clock, state: entry.state, at }))
-    }
-    tx.pexpire(k.awareness, this.options.awarenessTimeoutMs * 2)
+    const stored = entries.flatMap(entry => [String(entry.clientID), entry.state === 'null' ? '' : JSON.stringify({ clock: entry.clock, state: entry.state, at })])
     const message = Buffer.concat([Buffer.from('a'), encodeAwarenessEntries(entries)])
-    if (this.sharded) tx.spublish(k.channel, message)
-    else tx.publish(k.channel, message)
-    await this.unavailableOnError(tx.exec())
+    await this.script('ysseAwareness', [k.awareness, k.channel], [String(this.options.awarenessTimeoutMs * 2), message, ...stored])
   }
 
   async awareness (docId: string): Promise<AwarenessEntry[]> {
@@ -352,31 +352,19 @@ export class RedisStore extends LogStore {
 
   async openPresence (docId: string, clientID: number, connectionId: string): Promise<void> {
     const k = this.keys(docId)
-    await this.unavailableOnError(this.redis.multi()
-      .zadd(k.presence, Date.now() + this.options.presenceTtlMs, `${clientID}:${connectionId}`)
-      .pexpire(k.presence, this.options.presenceTtlMs * 2)
-      .exec())
+    await this.script('ysseOpenPresence', [k.presence], [`${clientID}:${connectionId}`, String(Date.now() + this.options.presenceTtlMs), String(this.options.presenceTtlMs * 2)])
   }
 
   async closePresence (docId: string, clientID: number, connectionId: string): Promise<boolean> {
     const k = this.keys(docId)
-    const replies = await this.unavailableOnError(this.redis.multi()
-      .zrem(k.presence, `${clientID}:${connectionId}`)
-      .zremrangebyscore(k.presence, '-inf', Date.now())
-      .zrange(k.presence, 0, -1)
-      .exec())
-    const open = (replies?.[2]?.[1] ?? []) as string[]
-    return !open.some(member => member.startsWith(`${clientID}:`))
+    const open = await this.script('ysseClosePresence', [k.presence], [`${clientID}:${connectionId}`, String(Date.now())]) as Buffer[]
+    return !open.some(member => member.toString('utf8').startsWith(`${clientID}:`))
   }
 
   async saveStreamPositions (streamKey: string, seq: number, positions: StreamPositions, ttlMs: number): Promise<void> {
     const key = streamPositionsKey(this.prefix, streamKey)
-    const replies = await this.unavailableOnError(this.redis.multi()
-      .hset(key, String(seq), JSON.stringify(positions))
-      .pexpire(key, ttlMs)
-      .hkeys(key)
-      .exec())
-    const drop = snapshotsToDrop(((replies?.[2]?.[1] ?? []) as string[]).map(Number))
+    const seqs = await this.script('ysseSavePositions', [key], [String(seq), JSON.stringify(positions), String(ttlMs)]) as Buffer[]
+    const drop = snapshotsToDrop(seqs.map(s => Number(s.toString('latin1'))))
     if (drop.length > 0) await this.unavailableOnError(this.redis.hdel(key, ...drop.map(String)))
   }
 
