@@ -496,10 +496,34 @@ export class SseProvider<State extends object = any> extends ObservableV2<SsePro
     return { lastEventId: this.lastEventId, stateVector: stateVector.length <= MAX_STATE_VECTOR_PARAM ? stateVector : null }
   }
 
+  /**
+   * Applies an update from the server without our `update` listener: Yjs encodes every applied
+   * transaction again for `update` listeners, a third of the time it takes to apply a document's
+   * snapshot, and the provider would only drop what came from the server anyway. A local change
+   * made meanwhile (an observer answering the remote change) is caught by `afterTransaction`.
+   */
   private applyRemote (update: Uint8Array, eventId: string, encoding: UpdateEncoding = 'v1'): void {
-    if (encoding === 'v2') Y.applyUpdateV2(this.doc, update, this)
-    else Y.applyUpdate(this.doc, update, this)
+    this.doc.off('update', this.onDocUpdate)
+    this.doc.on('afterTransaction', this.onTransactionWhileApplying)
+    try {
+      if (encoding === 'v2') Y.applyUpdateV2(this.doc, update, this)
+      else Y.applyUpdate(this.doc, update, this)
+    } finally {
+      this.doc.off('afterTransaction', this.onTransactionWhileApplying)
+      this.doc.on('update', this.onDocUpdate)
+    }
     this.lastEventId = eventId
+  }
+
+  /**
+   * A local transaction inside {@link applyRemote}: its update event was not heard, so it goes out
+   * as a diff from the state before it (with the document's whole delete set: more bytes, once).
+   */
+  private readonly onTransactionWhileApplying = (transaction: Y.Transaction): void => {
+    if (transaction.origin === this) return
+    let changed = transaction.deleteSet.clients.size > 0
+    for (const [client, clock] of transaction.afterState) changed ||= (transaction.beforeState.get(client) ?? 0) !== clock
+    if (changed) this.outbox.add(Y.encodeStateAsUpdate(this.doc, Y.encodeStateVector(transaction.beforeState)))
   }
 
   private onSynced (serverStateVector: Uint8Array): void {

@@ -30,6 +30,25 @@ describe('SseProvider', () => {
     expect((await serverDoc(server, docId)).getText('t').toString()).toBe('hello world')
   })
 
+  it('sends a local change an observer makes while a remote update is applied, and nothing of the remote one', async () => {
+    const server = await startServer()
+    const docId = uniqueDocId('answer')
+    const writer = provider(server, docId)
+    const log = new RequestLog()
+    const answering = provider(server, docId, { fetch: log.fetch })
+    await Promise.all([writer.whenSynced(), answering.whenSynced()])
+    const t = answering.doc.getText('t')
+    // Runs inside the provider's apply of the remote update: its insert is a transaction of its own there.
+    t.observe(event => {
+      if (event.transaction.origin === answering && t.toString() === 'ping') t.insert(4, ' pong')
+    })
+    writer.doc.getText('t').insert(0, 'ping')
+    await waitFor(() => text(writer) === 'ping pong')
+    await waitAcked(answering)
+    expect(log.count('POST', '/updates')).toBe(1)
+    expect((await serverDoc(server, docId)).getText('t').toString()).toBe('ping pong')
+  })
+
   it('emits status, then sync only once the server state is in the document', async () => {
     const server = await startServer()
     const docId = uniqueDocId('events')
