@@ -80,6 +80,9 @@ export const defaultFetch = (): Fetch => {
 const MAX_REDIRECTS = 20
 /** Chunks a stream's reader may hold before the socket is paused. */
 const HIGH_WATER_CHUNKS = 16
+/** Statuses whose response has no body, as `fetch` has it (`body` is null). */
+const NULL_BODY_STATUSES = [101, 204, 205, 304]
+const REDIRECT_STATUSES = [301, 302, 303, 307, 308]
 
 /**
  * A {@link Fetch} on `node:http`/`node:https` with keep-alive connections, for the requests the
@@ -89,13 +92,20 @@ const HIGH_WATER_CHUNKS = 16
  * network errors, and fails a body whose connection breaks before its end.
  */
 const createNodeFetch = ({ http, https, zlib }: NodeModules): Fetch => {
-  const agents = { 'http:': new http.Agent({ keepAlive: true }), 'https:': new https.Agent({ keepAlive: true }) }
+  // As Node's global agent: a pooled socket is dropped before the server's keep-alive timeout
+  // (which the server's `Keep-Alive: timeout=` hint shortens), not reused as the server closes it.
+  const agentOptions = { keepAlive: true, scheduling: 'lifo', timeout: 5000 } as const
+  const agents = { 'http:': new http.Agent(agentOptions), 'https:': new https.Agent(agentOptions) }
+
+  // Lenient with a body cut short at a flush point, as browsers and undici are.
+  const zlibFlush = { flush: zlib.constants.Z_SYNC_FLUSH, finishFlush: zlib.constants.Z_SYNC_FLUSH }
+  const brotliFlush = { flush: zlib.constants.BROTLI_OPERATION_FLUSH, finishFlush: zlib.constants.BROTLI_OPERATION_FLUSH }
 
   const decoded = (response: NodeHttp.IncomingMessage): Readable => {
     const encoding = (response.headers['content-encoding'] ?? '').trim().toLowerCase()
     const decoder = encoding === 'gzip' || encoding === 'x-gzip'
-      ? zlib.createGunzip()
-      : encoding === 'deflate' ? zlib.createInflate() : encoding === 'br' ? zlib.createBrotliDecompress() : null
+      ? zlib.createGunzip(zlibFlush)
+      : encoding === 'deflate' ? zlib.createInflate(zlibFlush) : encoding === 'br' ? zlib.createBrotliDecompress(brotliFlush) : null
     if (decoder === null) return response
     response.on('error', error => decoder.destroy(error))
     return response.pipe(decoder)
@@ -117,6 +127,8 @@ const createNodeFetch = ({ http, https, zlib }: NodeModules): Fetch => {
     if (init.body !== undefined) headers['content-length'] = String(init.body.byteLength)
     const request = (url.protocol === 'https:' ? https : http).request(url, { method: init.method ?? 'GET', headers, agent })
     let body: NodeBody | null = null
+    // Once redirected, what happens to this request (its drained body's socket) is not the caller's.
+    let redirected = false
     const onAbort = (): void => {
       request.destroy()
       if (body === null) reject(signal.reason)
@@ -126,23 +138,37 @@ const createNodeFetch = ({ http, https, zlib }: NodeModules): Fetch => {
     const done = (): void => signal.removeEventListener('abort', onAbort)
     request.on('error', error => {
       done()
+      if (redirected) return
       if (body === null) reject(new TypeError(`request to ${url.origin} failed: ${error.message}`, { cause: error }))
       else body.fail(new TypeError(`response from ${url.origin} broke off: ${error.message}`, { cause: error }))
     })
     request.on('response', response => {
       const status = response.statusCode ?? 0
       const location = response.headers.location
-      if ([301, 302, 303, 307, 308].includes(status) && location !== undefined) {
+      if (REDIRECT_STATUSES.includes(status) && location !== undefined) {
+        redirected = true
         response.resume()
         done()
         if (redirects >= MAX_REDIRECTS) {
           reject(new TypeError(`more than ${MAX_REDIRECTS} redirects from ${url.href}`))
           return
         }
-        const next = new URL(location, url)
+        let next: URL
+        try {
+          next = new URL(location, url)
+        } catch {
+          reject(new TypeError(`redirect from ${url.href} to an invalid URL`))
+          return
+        }
         const asGet = status === 303 || ((status === 301 || status === 302) && init.method === 'POST')
         const nextHeaders = withoutHeaders(init.headers, [...(next.origin === url.origin ? [] : ['authorization']), ...(asGet ? ['content-type'] : [])])
         send(next, asGet ? { ...init, method: 'GET', headers: nextHeaders, body: undefined } : { ...init, headers: nextHeaders }, redirects + 1).then(resolve, reject)
+        return
+      }
+      if (NULL_BODY_STATUSES.includes(status)) {
+        response.resume()
+        done()
+        resolve(new NodeResponse(status, response.headers, null))
         return
       }
       const source = decoded(response)
@@ -157,7 +183,7 @@ const createNodeFetch = ({ http, https, zlib }: NodeModules): Fetch => {
     request.end(init.body)
   })
 
-  return (url, init) => send(new URL(url), init, 0)
+  return async (url, init) => send(new URL(url), init, 0)
 }
 
 /** A copy of `headers` without those named in `names` (lower case), whatever their case. */
@@ -169,7 +195,7 @@ class NodeResponse implements HttpResponse {
   readonly ok: boolean
   readonly headers: { get(name: string): string | null }
 
-  constructor (readonly status: number, headers: NodeHttp.IncomingHttpHeaders, readonly body: NodeBody) {
+  constructor (readonly status: number, headers: NodeHttp.IncomingHttpHeaders, readonly body: NodeBody | null) {
     this.ok = status >= 200 && status < 300
     this.headers = {
       get: name => {
@@ -182,6 +208,7 @@ class NodeResponse implements HttpResponse {
   async arrayBuffer (): Promise<ArrayBuffer> {
     const chunks: Uint8Array[] = []
     let length = 0
+    if (this.body === null) return new ArrayBuffer(0)
     const reader = this.body.getReader()
     for (;;) {
       const chunk = await reader.read()

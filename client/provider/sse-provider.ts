@@ -499,8 +499,7 @@ export class SseProvider<State extends object = any> extends ObservableV2<SsePro
   /**
    * Applies an update from the server without our `update` listener: Yjs encodes every applied
    * transaction again for `update` listeners, a third of the time it takes to apply a document's
-   * snapshot, and the provider would only drop what came from the server anyway. A local change
-   * made meanwhile (an observer answering the remote change) is caught by `afterTransaction`.
+   * snapshot, and the provider would only drop what came from the server anyway.
    */
   private applyRemote (update: Uint8Array, eventId: string, encoding: UpdateEncoding = 'v1'): void {
     this.doc.off('update', this.onDocUpdate)
@@ -510,20 +509,23 @@ export class SseProvider<State extends object = any> extends ObservableV2<SsePro
       else Y.applyUpdate(this.doc, update, this)
     } finally {
       this.doc.off('afterTransaction', this.onTransactionWhileApplying)
-      this.doc.on('update', this.onDocUpdate)
+      this.listenToLocalUpdates()
     }
     this.lastEventId = eventId
   }
 
   /**
-   * A local transaction inside {@link applyRemote}: its update event was not heard, so it goes out
-   * as a diff from the state before it (with the document's whole delete set: more bytes, once).
+   * A transaction of someone else inside {@link applyRemote} (an observer answering the remote
+   * change): Yjs emits its `update` after `afterTransaction`, so listening again now hears it and
+   * every later one, while the server's transaction, cleaned up first, stays unheard.
    */
   private readonly onTransactionWhileApplying = (transaction: Y.Transaction): void => {
-    if (transaction.origin === this) return
-    let changed = transaction.deleteSet.clients.size > 0
-    for (const [client, clock] of transaction.afterState) changed ||= (transaction.beforeState.get(client) ?? 0) !== clock
-    if (changed) this.outbox.add(Y.encodeStateAsUpdate(this.doc, Y.encodeStateVector(transaction.beforeState)))
+    if (transaction.origin !== this) this.listenToLocalUpdates()
+  }
+
+  /** Listens to the document's updates again, unless the provider was destroyed meanwhile (from an observer). */
+  private listenToLocalUpdates (): void {
+    if (!this.destroyed) this.doc.on('update', this.onDocUpdate)
   }
 
   private onSynced (serverStateVector: Uint8Array): void {

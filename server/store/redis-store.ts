@@ -357,14 +357,14 @@ export class RedisStore extends LogStore {
 
   async closePresence (docId: string, clientID: number, connectionId: string): Promise<boolean> {
     const k = this.keys(docId)
-    const open = await this.script('ysseClosePresence', [k.presence], [`${clientID}:${connectionId}`, String(Date.now())]) as Buffer[]
-    return !open.some(member => member.toString('utf8').startsWith(`${clientID}:`))
+    const open = list(await this.script('ysseClosePresence', [k.presence], [`${clientID}:${connectionId}`, String(Date.now())])).map(text)
+    return !open.some(member => member.startsWith(`${clientID}:`))
   }
 
   async saveStreamPositions (streamKey: string, seq: number, positions: StreamPositions, ttlMs: number): Promise<void> {
     const key = streamPositionsKey(this.prefix, streamKey)
-    const seqs = await this.script('ysseSavePositions', [key], [String(seq), JSON.stringify(positions), String(ttlMs)]) as Buffer[]
-    const drop = snapshotsToDrop(seqs.map(s => Number(s.toString('latin1'))))
+    const seqs = list(await this.script('ysseSavePositions', [key], [String(seq), JSON.stringify(positions), String(ttlMs)]))
+    const drop = snapshotsToDrop(seqs.map(s => Number(text(s))))
     if (drop.length > 0) await this.unavailableOnError(this.redis.hdel(key, ...drop.map(String)))
   }
 

@@ -163,6 +163,19 @@ describe('the node:http fetch', () => {
     await expect(fetch('http://127.0.0.1:1/', get())).rejects.toThrow(/request to http:\/\/127\.0\.0\.1:1 failed/)
   })
 
+  it('gives a 204 no body, as fetch does', async () => {
+    const s = await server((_request, response) => response.writeHead(204, { 'Content-Encoding': 'gzip' }).end())
+    const response = await fetch(s.url, get())
+    expect([response.status, response.body]).toEqual([204, null])
+    expect((await response.arrayBuffer()).byteLength).toBe(0)
+  })
+
+  it('rejects a URL or a redirect it cannot parse', async () => {
+    await expect(fetch('not a url', get())).rejects.toThrow(TypeError)
+    const s = await server((_request, response) => response.writeHead(302, { Location: 'http://[bad' }).end())
+    await expect(fetch(s.url, get())).rejects.toThrow(/invalid URL/)
+  })
+
   it('follows redirects as fetch does: 307 keeps a POST, 303 turns it into a GET, another origin gets no Authorization', async () => {
     const other = await server((_request, response) => response.end('elsewhere'))
     const s = await server((request, response) => {

@@ -49,6 +49,19 @@ describe('SseProvider', () => {
     expect((await serverDoc(server, docId)).getText('t').toString()).toBe('ping pong')
   })
 
+  it('stays destroyed when an observer destroys it while a remote update is applied', async () => {
+    const server = await startServer()
+    const docId = uniqueDocId('destroyed-inside')
+    const writer = provider(server, docId)
+    const leaving = provider(server, docId)
+    await Promise.all([writer.whenSynced(), leaving.whenSynced()])
+    leaving.doc.getText('t').observe(() => leaving.destroy())
+    writer.doc.getText('t').insert(0, 'bye')
+    await waitFor(() => text(leaving) === 'bye')
+    leaving.doc.getText('t').insert(3, '!')
+    expect(leaving.unsyncedChanges).toBe(0)
+  })
+
   it('emits status, then sync only once the server state is in the document', async () => {
     const server = await startServer()
     const docId = uniqueDocId('events')
