@@ -81,14 +81,16 @@ const MAX_REDIRECTS = 20
 /** Chunks a stream's reader may hold before the socket is paused. */
 const HIGH_WATER_CHUNKS = 16
 /** Statuses whose response has no body, as `fetch` has it (`body` is null). */
-const NULL_BODY_STATUSES = [101, 204, 205, 304]
+const NULL_BODY_STATUSES = [204, 205, 304]
 const REDIRECT_STATUSES = [301, 302, 303, 307, 308]
+/** Headers not sent on to another origin after a redirect, as `fetch` drops them. */
+const CREDENTIAL_HEADERS = ['authorization', 'cookie', 'proxy-authorization', 'host']
 
 /**
  * A {@link Fetch} on `node:http`/`node:https` with keep-alive connections, for the requests the
  * client makes: it sends `Accept-Encoding` and decodes gzip, deflate and brotli bodies, follows
- * redirects as `fetch` does (303, and 301/302 of a POST, become a GET; `Authorization` is dropped
- * when the origin changes), rejects with the signal's reason on abort and with a `TypeError` on
+ * redirects as `fetch` does (303, and 301/302 of a POST, become a GET; credentials are dropped when
+ * the origin changes), rejects with the signal's reason on abort and with a `TypeError` on
  * network errors, and fails a body whose connection breaks before its end.
  */
 const createNodeFetch = ({ http, https, zlib }: NodeModules): Fetch => {
@@ -147,7 +149,8 @@ const createNodeFetch = ({ http, https, zlib }: NodeModules): Fetch => {
       const location = response.headers.location
       if (REDIRECT_STATUSES.includes(status) && location !== undefined) {
         redirected = true
-        response.resume()
+        // Not drained: a redirect's body that never ends would hold its socket.
+        response.destroy()
         done()
         if (redirects >= MAX_REDIRECTS) {
           reject(new TypeError(`more than ${MAX_REDIRECTS} redirects from ${url.href}`))
@@ -161,7 +164,7 @@ const createNodeFetch = ({ http, https, zlib }: NodeModules): Fetch => {
           return
         }
         const asGet = status === 303 || ((status === 301 || status === 302) && init.method === 'POST')
-        const nextHeaders = withoutHeaders(init.headers, [...(next.origin === url.origin ? [] : ['authorization']), ...(asGet ? ['content-type'] : [])])
+        const nextHeaders = withoutHeaders(init.headers, [...(next.origin === url.origin ? [] : CREDENTIAL_HEADERS), ...(asGet ? ['content-type'] : [])])
         send(next, asGet ? { ...init, method: 'GET', headers: nextHeaders, body: undefined } : { ...init, headers: nextHeaders }, redirects + 1).then(resolve, reject)
         return
       }

@@ -523,7 +523,10 @@ export class SseProvider<State extends object = any> extends ObservableV2<SsePro
     if (transaction.origin !== this) this.listenToLocalUpdates()
   }
 
-  /** Listens to the document's updates again, unless the provider was destroyed meanwhile (from an observer). */
+  /**
+   * Listens to the document's updates again, unless the provider was destroyed meanwhile (from an
+   * observer). The listener comes back last among the document's `update` listeners.
+   */
   private listenToLocalUpdates (): void {
     if (!this.destroyed) this.doc.on('update', this.onDocUpdate)
   }

@@ -176,7 +176,7 @@ describe('the node:http fetch', () => {
     await expect(fetch(s.url, get())).rejects.toThrow(/invalid URL/)
   })
 
-  it('follows redirects as fetch does: 307 keeps a POST, 303 turns it into a GET, another origin gets no Authorization', async () => {
+  it('follows redirects as fetch does: 307 keeps a POST, 303 turns it into a GET, another origin gets no credentials', async () => {
     const other = await server((_request, response) => response.end('elsewhere'))
     const s = await server((request, response) => {
       if (request.url === '/temporary') response.writeHead(307, { Location: '/target' }).end()
@@ -190,8 +190,10 @@ describe('the node:http fetch', () => {
     expect(await text(await post('/see-other'))).toBe('GET ')
     expect(s.received.at(-1)?.headers['content-type']).toBeUndefined()
     expect(s.received.at(-1)?.headers.authorization).toBe('Bearer t')
-    expect(await text(await fetch(`${s.url}/away`, get({ Authorization: 'Bearer t' })))).toBe('elsewhere')
+    expect(await text(await fetch(`${s.url}/away`, get({ Authorization: 'Bearer t', Cookie: 'session=1', 'X-Kept': 'yes' })))).toBe('elsewhere')
     expect(other.received[0]?.headers.authorization).toBeUndefined()
+    expect(other.received[0]?.headers.cookie).toBeUndefined()
+    expect(other.received[0]?.headers['x-kept']).toBe('yes')
     await expect(fetch(`${s.url}/loop`, get())).rejects.toThrow(/more than 20 redirects/)
   })
 })
