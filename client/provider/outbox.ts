@@ -12,6 +12,8 @@ import { remedyFor, type ConnectionError, type RequestFailure } from './transpor
 interface Batch {
   update: Uint8Array
   changes: number
+  /** How many times {@link MERGE_FAN_IN} updates were merged to make it; `Infinity`: never merged further while queued. */
+  level: number
 }
 
 /** What the outbox needs from the provider. */
@@ -35,8 +37,12 @@ const serverLacks = (doc: Y.Doc, serverStateVector: Uint8Array): boolean => {
   return false
 }
 
-/** Queue length at which queued updates are merged into one while they wait. */
-const FOLD_QUEUE_AT = 256
+/**
+ * Most updates merged at once. Yjs's merge sorts its inputs again after each run of one client's
+ * structs, so its cost per update grows with their number: 2–2.5 µs each for 16–64 typing updates
+ * of the automerge-paper trace, 6.6 µs for 256, 21 µs for 1,024, 64 µs for 4,096.
+ */
+const MERGE_FAN_IN = 64
 
 export class Outbox {
   private queue: Batch[] = []
@@ -57,11 +63,25 @@ export class Outbox {
 
   /** Records a local update and sends it as soon as the previous POST is answered. */
   add (update: Uint8Array): void {
-    // Offline for long, the queue would hold every keystroke: fold it now and then.
-    if (this.queue.length >= FOLD_QUEUE_AT) this.queue = [this.merge(this.queue)]
-    this.queue.push({ update, changes: 1 })
+    this.queue.push({ update, changes: 1, level: 0 })
+    this.fold()
     this.hooks.changed()
     this.flush()
+  }
+
+  /**
+   * Merges the queue's last {@link MERGE_FAN_IN} batches into one while they are of one level, as
+   * a counter carries: a long queue (offline, or a burst behind a slow POST) stays short, and no
+   * merge, here or in {@link takeBatch}, takes many more inputs than that.
+   */
+  private fold (): void {
+    for (;;) {
+      const tail = this.queue.length - MERGE_FAN_IN
+      const level = this.queue.at(-1)?.level ?? Infinity
+      if (tail < 0 || level === Infinity) return
+      for (let i = this.queue.length - 2; i >= tail; i--) if (this.queue[i]?.level !== level) return
+      this.queue.push({ ...this.merge(this.queue.splice(tail)), level: level + 1 })
+    }
   }
 
   /**
@@ -74,7 +94,7 @@ export class Outbox {
       const changes = Math.max(1, this.unsynced)
       // A POST still in flight from the old connection is covered by the diff: its answer no longer matters.
       this.inFlight = null
-      this.queue = [{ update: Y.encodeStateAsUpdate(doc, serverStateVector), changes }]
+      this.queue = [{ update: Y.encodeStateAsUpdate(doc, serverStateVector), changes, level: Infinity }]
       this.hooks.changed()
     }
     this.open = true
@@ -110,7 +130,7 @@ export class Outbox {
 
   private merge (batches: Batch[]): Batch {
     if (batches.length === 1) return batches[0] as Batch
-    return { update: Y.mergeUpdates(batches.map(b => b.update)), changes: batches.reduce((sum, b) => sum + b.changes, 0) }
+    return { update: Y.mergeUpdates(batches.map(b => b.update)), changes: batches.reduce((sum, b) => sum + b.changes, 0), level: Infinity }
   }
 
   private settle (batch: Batch, failure: RequestFailure | null): void {

@@ -266,6 +266,29 @@ describe('SseProvider', () => {
     expect(p.shouldConnect).toBe(false)
   })
 
+  it('sends a burst of thousands of edits queued behind a POST in flight whole, in a few POSTs', async () => {
+    const server = await startServer()
+    const docId = uniqueDocId('burst')
+    const log = new RequestLog()
+    let release!: () => void
+    const held = new Promise<void>(resolve => { release = resolve })
+    let posts = 0
+    const writer = provider(server, docId, { fetch: async (url, init) => {
+      // The first POST waits until the burst is queued behind it.
+      if (init.method === 'POST' && posts++ === 0) await held
+      return log.fetch(url, init)
+    } })
+    await writer.whenSynced()
+    const t = writer.doc.getText('t')
+    const edits = 5000
+    for (let i = 0; i < edits; i++) t.insert(i % 7 === 0 ? 0 : t.length, String.fromCharCode(97 + (i % 26)))
+    expect(writer.unsyncedChanges).toBe(edits)
+    release()
+    await waitAcked(writer)
+    expect((await serverDoc(server, docId)).getText('t').toString()).toBe(t.toString())
+    expect(log.count('POST', '/updates')).toBe(2)
+  })
+
   it('merges offline edits from both sides on reconnect', async () => {
     const server = await startServer()
     const docId = uniqueDocId('offline')
