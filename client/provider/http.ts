@@ -65,7 +65,7 @@ const nodeModules = (): NodeModules | null => {
 let chosen: Fetch | null = null
 
 /**
- * The `fetch` the client uses when given none: {@link nodeFetch}'s in Node, else the global
+ * The `fetch` the client uses when given none: in Node, a client on `node:http`, else the global
  * `fetch` (called through a closure: a browser's `fetch` throws "Illegal invocation" when called
  * as a method of another object).
  */
@@ -129,7 +129,7 @@ const createNodeFetch = ({ http, https, zlib }: NodeModules): Fetch => {
     if (init.body !== undefined) headers['content-length'] = String(init.body.byteLength)
     const request = (url.protocol === 'https:' ? https : http).request(url, { method: init.method ?? 'GET', headers, agent })
     let body: NodeBody | null = null
-    // Once redirected, what happens to this request (its drained body's socket) is not the caller's.
+    // Once redirected, this request's end (its response destroyed) is not the caller's concern.
     let redirected = false
     const onAbort = (): void => {
       request.destroy()
