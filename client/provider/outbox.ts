@@ -12,7 +12,7 @@ import { remedyFor, type ConnectionError, type RequestFailure } from './transpor
 interface Batch {
   update: Uint8Array
   changes: number
-  /** How many times {@link MERGE_FAN_IN} updates were merged to make it; `Infinity`: never merged further while queued. */
+  /** How many times {@link MERGE_FAN_IN} batches were merged to make it; `Infinity`: not folded again (a POST's batch, a resume's diff). */
   level: number
 }
 
@@ -71,15 +71,20 @@ export class Outbox {
 
   /**
    * Merges the queue's last {@link MERGE_FAN_IN} batches into one while they are of one level, as
-   * a counter carries: a long queue (offline, or a burst behind a slow POST) stays short, and no
-   * merge, here or in {@link takeBatch}, takes many more inputs than that.
+   * a counter carries, and fit one POST: a long queue (offline, or a burst behind a slow POST)
+   * stays short, no fold merges more than that many, and {@link takeBatch} about that many per level.
    */
   private fold (): void {
     for (;;) {
       const tail = this.queue.length - MERGE_FAN_IN
       const level = this.queue.at(-1)?.level ?? Infinity
       if (tail < 0 || level === Infinity) return
-      for (let i = this.queue.length - 2; i >= tail; i--) if (this.queue[i]?.level !== level) return
+      let bytes = 0
+      for (let i = this.queue.length - 1; i >= tail; i--) {
+        const batch = this.queue[i] as Batch
+        bytes += batch.update.length
+        if (batch.level !== level || bytes > this.maxBatchBytes) return
+      }
       this.queue.push({ ...this.merge(this.queue.splice(tail)), level: level + 1 })
     }
   }

@@ -2,7 +2,7 @@
 import * as Y from 'yjs'
 import { Awareness } from 'y-protocols/awareness'
 import { describe, expect, it } from 'vitest'
-import type { ProviderStatus } from '../../client/index.js'
+import { defaultFetch, type ProviderStatus } from '../../client/index.js'
 import { waitFor } from '../helpers/wait.js'
 import { RequestLog, provider, resumes, serverDoc, startServer, uniqueDocId, waitAcked } from './harness.js'
 
@@ -266,7 +266,7 @@ describe('SseProvider', () => {
     expect(p.shouldConnect).toBe(false)
   })
 
-  it('sends a burst of thousands of edits queued behind a POST in flight whole, in a few POSTs', async () => {
+  it('sends a burst of thousands of edits queued behind a POST in flight whole, in the next POST', async () => {
     const server = await startServer()
     const docId = uniqueDocId('burst')
     const log = new RequestLog()
@@ -287,6 +287,26 @@ describe('SseProvider', () => {
     await waitAcked(writer)
     expect((await serverDoc(server, docId)).getText('t').toString()).toBe(t.toString())
     expect(log.count('POST', '/updates')).toBe(2)
+  })
+
+  it('keeps each POST of a queued burst within maxBatchBytes', async () => {
+    const server = await startServer()
+    const docId = uniqueDocId('burst-bytes')
+    let release!: () => void
+    const held = new Promise<void>(resolve => { release = resolve })
+    const sizes: number[] = []
+    const writer = provider(server, docId, { maxBatchBytes: 2000, fetch: async (url, init) => {
+      if (init.method === 'POST' && url.endsWith('/updates') && sizes.push(init.body?.length ?? 0) === 1) await held
+      return defaultFetch()(url, init)
+    } })
+    await writer.whenSynced()
+    const t = writer.doc.getText('t')
+    for (let i = 0; i < 5000; i++) t.insert(t.length, 'x')
+    release()
+    await waitAcked(writer)
+    expect((await serverDoc(server, docId)).getText('t').length).toBe(5000)
+    expect(sizes.length).toBeGreaterThan(2)
+    expect(Math.max(...sizes)).toBeLessThanOrEqual(2000)
   })
 
   it('merges offline edits from both sides on reconnect', async () => {
