@@ -247,7 +247,7 @@ export abstract class LogStore implements DocumentStore {
       // Still the one kept, of this life of the document, and the log continues from where it was
       // (it may have moved on meanwhile, by updates delivered here, even past what the read saw).
       if (this.merged.holds(docId, kept) && read.snapshot.epoch === kept.epoch && (after !== head || replayable(read, formatEventId(kept.epoch, head))) &&
-        (this.catchUp(docId, kept, after, read.entries, read.snapshot.head) || movedPast(kept, read.snapshot.head))) {
+        (this.catchUp(docId, kept, after, read.entries, read.snapshot.head) || movedPast(kept, read.snapshot.head)) && this.merged.settle(docId, kept)) {
         return use({ snapshot: { ...read.snapshot, head: kept.head }, checkpoints: known?.read.checkpoints ?? [], pending: [], refused: [], merged: kept })
       }
     }
@@ -255,7 +255,7 @@ export abstract class LogStore implements DocumentStore {
     const whole = { snapshot, checkpoints, pending: entries }
     if (snapshot.epoch === null || (state === null && entries.length === 0)) return use({ ...whole, refused: [], merged: mergedUpdate(mergeAll([])) })
     const current = this.merged.get(docId)
-    if (current !== undefined && current.epoch === snapshot.epoch) {
+    if (current !== undefined && current.epoch === snapshot.epoch && this.merged.settle(docId, current)) {
       if (this.catchUp(docId, current, snapshot.compacted, entries, snapshot.head)) return use({ ...whole, refused: [], merged: current })
       // A compaction needs the state at the last entry it read; anyone else takes a later one.
       if (!readWhole && movedPast(current, snapshot.head)) {
@@ -333,8 +333,9 @@ export abstract class LogStore implements DocumentStore {
 
   /**
    * A watch delivers a document's updates in order and without gaps, so an update that directly
-   * follows the head the document is merged at is applied at once; otherwise the merged document
-   * is brought up to date by a read ({@link follow}).
+   * follows the head the document is merged at is taken at once (applied with the next ones, see
+   * {@link MergedDocs.defer}); otherwise the merged document is brought up to date by a read
+   * ({@link follow}).
    */
   private keepMerged (docId: string, eventId: string, update: Uint8Array): void {
     const parsed = parseEventId(eventId)
@@ -342,7 +343,7 @@ export abstract class LogStore implements DocumentStore {
     const previous = this.lastEmitted.get(docId)
     this.lastEmitted.set(docId, parsed.id)
     const kept = this.merged.get(docId)
-    if (kept !== undefined && kept.epoch === parsed.epoch && kept.head === previous && this.merged.advance(docId, kept, parsed.id, [update])) return
+    if (kept !== undefined && kept.epoch === parsed.epoch && kept.head === previous && this.merged.defer(docId, kept, parsed.id, update)) return
     this.follow(docId)
   }
 
@@ -413,7 +414,7 @@ export abstract class LogStore implements DocumentStore {
    */
   private async planFromDelivered (docId: string): Promise<{ commit: CompactionCommit; refused: string[] } | null> {
     const kept = this.merged.get(docId)
-    if (kept === undefined || kept.head !== this.lastEmitted.get(docId)) return null
+    if (kept === undefined || kept.head !== this.lastEmitted.get(docId) || !this.merged.settle(docId, kept)) return null
     const { epoch, head } = kept
     const state = kept.full()
     const stateVector = kept.stateVector()

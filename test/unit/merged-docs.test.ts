@@ -68,4 +68,33 @@ describe('documents kept merged in memory', () => {
     expect(merged.advance('d', doc, '2-0', [new Uint8Array([1, 2, 3])])).toBe(false)
     expect(merged.get('d')).toBeUndefined()
   })
+
+  it('applies delivered updates together when the document is read, or when 64 wait', () => {
+    const merged = new MergedDocs(1024 * 1024)
+    merged.build('d', 'e', '1-0', null, [])
+    const doc = merged.get('d')
+    if (doc === undefined) throw new Error('not kept')
+    const writer = new Y.Doc()
+    const updates: Uint8Array[] = []
+    writer.on('update', (update: Uint8Array) => updates.push(update))
+    for (let i = 0; i < 70; i++) writer.getText('t').insert(i, 'z')
+    updates.slice(0, 3).forEach((update, i) => expect(merged.defer('d', doc, `${i + 2}-0`, update)).toBe(true))
+    expect(doc.head).toBe('4-0')
+    expect(() => doc.full()).toThrow(/deferred/)
+    expect(merged.settle('d', doc)).toBe(true)
+    expect(textOf(doc.full())).toBe('zzz')
+    // The 64th waiting update applies them all without a read.
+    updates.slice(3, 67).forEach((update, i) => merged.defer('d', doc, `${i + 5}-0`, update))
+    expect(textOf(doc.full())).toBe('z'.repeat(67))
+  })
+
+  it('forgets a document when a deferred update turns out to be one Yjs rejects', () => {
+    const merged = new MergedDocs(1024 * 1024)
+    merged.build('d', 'e', '1-0', textUpdate(10), [])
+    const doc = merged.get('d')
+    if (doc === undefined) throw new Error('not kept')
+    expect(merged.defer('d', doc, '2-0', new Uint8Array([1, 2, 3]))).toBe(true)
+    expect(merged.settle('d', doc)).toBe(false)
+    expect(merged.get('d')).toBeUndefined()
+  })
 })
