@@ -174,7 +174,7 @@ export class MergedDocs {
     if (!this.settle(docId, merged)) return false
     if (updates.length === 0) return true
     if (applyAll(merged.doc, updates).length > 0) {
-      this.delete(docId)
+      if (this.holds(docId, merged)) this.delete(docId)
       return false
     }
     merged.moved(head, updates.reduce((sum, u) => sum + u.length, 0))
@@ -189,25 +189,29 @@ export class MergedDocs {
   defer (docId: string, merged: MergedDoc, head: StreamId, update: Uint8Array): boolean {
     merged.deferred.push(update)
     merged.moved(head, update.length)
-    if (merged.deferred.length >= DEFERRED_UPDATES) return this.settle(docId, merged)
+    if (merged.deferred.length >= DEFERRED_UPDATES && !this.settle(docId, merged)) return false
     if (this.holds(docId, merged)) this.evict()
     return true
   }
 
   /**
-   * Applies a kept document's deferred updates, as every read of it must first; false when Yjs
-   * refused one: the document is forgotten, and the caller merges it anew (which says what it drops).
+   * Applies a kept document's deferred updates, as every read of it must first; false when it is
+   * no longer the one kept, or Yjs refused (or threw on) one of them: the document is forgotten,
+   * and the caller merges it anew, which says what it drops.
    */
   settle (docId: string, merged: MergedDoc): boolean {
+    if (!this.holds(docId, merged)) return false
     if (merged.deferred.length === 0) return true
     const updates = merged.deferred
     merged.deferred = []
-    if (applyAll(merged.doc, updates).length === 0) {
-      if (this.holds(docId, merged)) this.evict()
-      return true
+    let applied = false
+    try {
+      applied = applyAll(merged.doc, updates).length === 0
+    } catch {
+      // Yjs threw past applyAll's per-update catch: the document is in no known state.
     }
-    if (this.holds(docId, merged)) this.delete(docId)
-    return false
+    if (!applied) this.delete(docId)
+    return applied
   }
 
   delete (docId: string): void {

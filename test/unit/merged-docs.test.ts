@@ -84,8 +84,33 @@ describe('documents kept merged in memory', () => {
     expect(merged.settle('d', doc)).toBe(true)
     expect(textOf(doc.full())).toBe('zzz')
     // The 64th waiting update applies them all without a read.
-    updates.slice(3, 67).forEach((update, i) => merged.defer('d', doc, `${i + 5}-0`, update))
+    updates.slice(3, 67).forEach((update, i) => expect(merged.defer('d', doc, `${i + 5}-0`, update)).toBe(true))
     expect(textOf(doc.full())).toBe('z'.repeat(67))
+  })
+
+  it('says so when the 64th waiting update brings in one Yjs rejects, and forgets the document', () => {
+    const merged = new MergedDocs(1024 * 1024)
+    merged.build('d', 'e', '1-0', null, [])
+    const doc = merged.get('d')
+    if (doc === undefined) throw new Error('not kept')
+    expect(merged.defer('d', doc, '2-0', new Uint8Array([1, 2, 3]))).toBe(true)
+    const results = Array.from({ length: 63 }, (_, i) => merged.defer('d', doc, `${i + 3}-0`, textUpdate(1)))
+    expect(results.slice(0, 62).every(Boolean)).toBe(true)
+    expect(results[62]).toBe(false)
+    expect(merged.get('d')).toBeUndefined()
+  })
+
+  it('leaves the newer document kept when an older one it replaced is settled', () => {
+    const merged = new MergedDocs(1024 * 1024)
+    merged.build('d', 'e', '1-0', null, [])
+    const older = merged.get('d')
+    if (older === undefined) throw new Error('not kept')
+    merged.defer('d', older, '2-0', new Uint8Array([1, 2, 3]))
+    merged.build('d', 'e', '2-0', textUpdate(5), [])
+    const newer = merged.get('d')
+    expect(merged.settle('d', older)).toBe(false)
+    expect(merged.get('d')).toBe(newer)
+    expect(newer).not.toBe(older)
   })
 
   it('forgets a document when a deferred update turns out to be one Yjs rejects', () => {
