@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import * as Y from 'yjs'
-import { MergedDocs } from '../../server/store/merged-docs.js'
+import { MergedDocs, type MergedDoc } from '../../server/store/merged-docs.js'
 
 /** A document of `length` characters as one update. */
 const textUpdate = (length: number): Uint8Array => {
@@ -13,6 +13,15 @@ const textOf = (update: Uint8Array): string => {
   const doc = new Y.Doc()
   Y.applyUpdate(doc, update)
   return doc.getText('t').toString()
+}
+
+/** Merged docs within `budget` keeping document `d`, merged from `state` at head `1-0`. */
+const keeping = (budget: number, state: Uint8Array | null): { merged: MergedDocs; doc: MergedDoc } => {
+  const merged = new MergedDocs(budget)
+  merged.build('d', 'e', '1-0', state, [])
+  const doc = merged.get('d')
+  if (doc === undefined) throw new Error('not kept')
+  return { merged, doc }
 }
 
 describe('documents kept merged in memory', () => {
@@ -32,13 +41,10 @@ describe('documents kept merged in memory', () => {
   })
 
   it('estimates from what was applied, then from the encoded size once deleted text is gone', () => {
-    const merged = new MergedDocs(1024 * 1024 * 1024)
+    const { merged, doc } = keeping(1024 * 1024 * 1024, null)
     const writer = new Y.Doc()
     const updates: Uint8Array[] = []
     writer.on('update', (update: Uint8Array) => updates.push(update))
-    merged.build('d', 'e', '1-0', null, [])
-    const doc = merged.get('d')
-    if (doc === undefined) throw new Error('not kept')
     const empty = doc.bytes
     // Typed and deleted again: the updates are large, the document stays small.
     for (let i = 0; i < 20; i++) {
@@ -61,19 +67,13 @@ describe('documents kept merged in memory', () => {
   })
 
   it('refuses to advance past an update Yjs rejects, and forgets the document', () => {
-    const merged = new MergedDocs(1024 * 1024)
-    merged.build('d', 'e', '1-0', textUpdate(10), [])
-    const doc = merged.get('d')
-    if (doc === undefined) throw new Error('not kept')
+    const { merged, doc } = keeping(1024 * 1024, textUpdate(10))
     expect(merged.advance('d', doc, '2-0', [new Uint8Array([1, 2, 3])])).toBe(false)
     expect(merged.get('d')).toBeUndefined()
   })
 
   it('applies delivered updates together when the document is read, or when 64 wait', () => {
-    const merged = new MergedDocs(1024 * 1024)
-    merged.build('d', 'e', '1-0', null, [])
-    const doc = merged.get('d')
-    if (doc === undefined) throw new Error('not kept')
+    const { merged, doc } = keeping(1024 * 1024, null)
     const writer = new Y.Doc()
     const updates: Uint8Array[] = []
     writer.on('update', (update: Uint8Array) => updates.push(update))
@@ -89,10 +89,7 @@ describe('documents kept merged in memory', () => {
   })
 
   it('says so when the 64th waiting update brings in one Yjs rejects, and forgets the document', () => {
-    const merged = new MergedDocs(1024 * 1024)
-    merged.build('d', 'e', '1-0', null, [])
-    const doc = merged.get('d')
-    if (doc === undefined) throw new Error('not kept')
+    const { merged, doc } = keeping(1024 * 1024, null)
     expect(merged.defer('d', doc, '2-0', new Uint8Array([1, 2, 3]))).toBe(true)
     const results = Array.from({ length: 63 }, (_, i) => merged.defer('d', doc, `${i + 3}-0`, textUpdate(1)))
     expect(results.slice(0, 62).every(Boolean)).toBe(true)
@@ -101,10 +98,7 @@ describe('documents kept merged in memory', () => {
   })
 
   it('leaves the newer document kept when an older one it replaced is settled', () => {
-    const merged = new MergedDocs(1024 * 1024)
-    merged.build('d', 'e', '1-0', null, [])
-    const older = merged.get('d')
-    if (older === undefined) throw new Error('not kept')
+    const { merged, doc: older } = keeping(1024 * 1024, null)
     merged.defer('d', older, '2-0', new Uint8Array([1, 2, 3]))
     merged.build('d', 'e', '2-0', textUpdate(5), [])
     const newer = merged.get('d')
@@ -114,10 +108,7 @@ describe('documents kept merged in memory', () => {
   })
 
   it('forgets a document when a deferred update turns out to be one Yjs rejects', () => {
-    const merged = new MergedDocs(1024 * 1024)
-    merged.build('d', 'e', '1-0', textUpdate(10), [])
-    const doc = merged.get('d')
-    if (doc === undefined) throw new Error('not kept')
+    const { merged, doc } = keeping(1024 * 1024, textUpdate(10))
     expect(merged.defer('d', doc, '2-0', new Uint8Array([1, 2, 3]))).toBe(true)
     expect(merged.settle('d', doc)).toBe(false)
     expect(merged.get('d')).toBeUndefined()
