@@ -49,6 +49,15 @@ export const provider = (server: { url: string }, docId: string, options: Partia
   return created
 }
 
+/** Two providers of a new document named after `name`, with the same `options`, both synced. */
+export const syncedPair = async (server: { url: string }, name: string, options: Partial<SseProviderOptions> = {}): Promise<{ docId: string; a: SseProvider; b: SseProvider }> => {
+  const docId = uniqueDocId(name)
+  const a = provider(server, docId, options)
+  const b = provider(server, docId, options)
+  await Promise.all([a.whenSynced(), b.whenSynced()])
+  return { docId, a, b }
+}
+
 /** The document as the server stores it (empty when it was never written). */
 export const serverDoc = async (server: { url: string }, docId: string, headers: Record<string, string> = {}): Promise<Y.Doc> => {
   const doc = new Y.Doc()

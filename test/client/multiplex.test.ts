@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest'
 import type { ConnectionError, SseProvider } from '../../client/index.js'
 import { ErrorCode, ProtocolError } from '../../shared/errors.js'
 import { waitFor } from '../helpers/wait.js'
-import { RequestLog, provider, resumes, startServer, uniqueDocId, waitAcked } from './harness.js'
+import { RequestLog, provider, resumes, startServer, syncedPair, uniqueDocId, waitAcked } from './harness.js'
 
 const text = (p: { doc: Y.Doc }): string => p.doc.getText('t').toString()
 
@@ -91,10 +91,7 @@ describe('providers sharing one stream', () => {
 
   it('two providers of one document on one stream: one disconnects, misses edits, reconnects and catches up', async () => {
     const server = await startServer()
-    const docId = uniqueDocId('same')
-    const writer = provider(server, docId)
-    const client = provider(server, docId)
-    await Promise.all([writer.whenSynced(), client.whenSynced()])
+    const { a: writer, b: client } = await syncedPair(server, 'same')
     writer.doc.getText('t').insert(0, 'before')
     await waitFor(() => text(client) === 'before')
     client.disconnect()

@@ -4,7 +4,7 @@ import { Awareness } from 'y-protocols/awareness'
 import { describe, expect, it } from 'vitest'
 import { defaultFetch, type ProviderStatus } from '../../client/index.js'
 import { waitFor } from '../helpers/wait.js'
-import { RequestLog, provider, resumes, serverDoc, startServer, uniqueDocId, waitAcked } from './harness.js'
+import { RequestLog, provider, resumes, serverDoc, startServer, syncedPair, uniqueDocId, waitAcked } from './harness.js'
 
 const text = (p: { doc: Y.Doc }): string => p.doc.getText('t').toString()
 
@@ -17,10 +17,7 @@ const rewrittenByAProxy = async (response: Response): Promise<Response> => {
 describe('SseProvider', () => {
   it('syncs two providers through the server', async () => {
     const server = await startServer()
-    const docId = uniqueDocId('basic')
-    const a = provider(server, docId)
-    const b = provider(server, docId)
-    await Promise.all([a.whenSynced(), b.whenSynced()])
+    const { docId, a, b } = await syncedPair(server, 'basic')
     a.doc.getText('t').insert(0, 'hello')
     await waitFor(() => text(b) === 'hello')
     b.doc.getText('t').insert(5, ' world')
@@ -51,10 +48,7 @@ describe('SseProvider', () => {
 
   it('stays destroyed when an observer destroys it while a remote update is applied', async () => {
     const server = await startServer()
-    const docId = uniqueDocId('destroyed-inside')
-    const writer = provider(server, docId)
-    const leaving = provider(server, docId)
-    await Promise.all([writer.whenSynced(), leaving.whenSynced()])
+    const { a: writer, b: leaving } = await syncedPair(server, 'destroyed-inside')
     leaving.doc.getText('t').observe(() => leaving.destroy())
     writer.doc.getText('t').insert(0, 'bye')
     await waitFor(() => text(leaving) === 'bye')
@@ -311,10 +305,7 @@ describe('SseProvider', () => {
 
   it('merges offline edits from both sides on reconnect', async () => {
     const server = await startServer()
-    const docId = uniqueDocId('offline')
-    const a = provider(server, docId)
-    const b = provider(server, docId)
-    await Promise.all([a.whenSynced(), b.whenSynced()])
+    const { docId, a, b } = await syncedPair(server, 'offline')
     a.doc.getText('t').insert(0, 'shared ')
     await waitFor(() => text(b) === 'shared ')
     a.disconnect()
@@ -332,10 +323,7 @@ describe('SseProvider', () => {
 
   it('keeps edits made while the server restarts and delivers them afterwards', async () => {
     const server = await startServer()
-    const docId = uniqueDocId('restart')
-    const a = provider(server, docId, { maxBackoffTime: 300 })
-    const b = provider(server, docId, { maxBackoffTime: 300 })
-    await Promise.all([a.whenSynced(), b.whenSynced()])
+    const { docId, a, b } = await syncedPair(server, 'restart', { maxBackoffTime: 300 })
     a.doc.getText('t').insert(0, 'before ')
     await waitAcked(a)
     const down = server.sync.close()
