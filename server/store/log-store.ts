@@ -166,7 +166,7 @@ export abstract class LogStore implements DocumentStore {
 
   constructor (options: StoreOptions) {
     this.options = options
-    this.merged = new MergedDocs(options.mergedDocsBytes)
+    this.merged = new MergedDocs(options.mergedDocsBytes, options.logger)
   }
 
   protected abstract appendEntry (docId: string, update: Uint8Array, ranges: readonly ClockRange[]): Promise<Appended>

@@ -7,6 +7,7 @@
 import * as Y from 'yjs'
 import type { StreamId } from './history.js'
 import { workDoc } from '../ydoc.js'
+import { silentLogger, type Logger } from '../logger.js'
 
 /**
  * A document merged at one head: its whole state, or what a state vector lacks. Valid only in the
@@ -123,7 +124,7 @@ export class MergedDocs {
   private readonly docs = new Map<string, MergedDoc>()
   private bytes = 0
 
-  constructor (private readonly budgetBytes: number) {}
+  constructor (private readonly budgetBytes: number, private readonly logger: Logger = silentLogger) {}
 
   /** The document merged at some head, marked as just used. */
   get (docId: string): MergedDoc | undefined {
@@ -207,8 +208,9 @@ export class MergedDocs {
     let applied = false
     try {
       applied = applyAll(merged.doc, updates).length === 0
-    } catch {
+    } catch (error) {
       // Yjs threw past applyAll's per-update catch: the document is in no known state.
+      this.logger.warn('applying updates to a merged document failed', { docId, error: String(error) })
     }
     if (!applied) this.delete(docId)
     return applied
