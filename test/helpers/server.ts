@@ -138,11 +138,25 @@ export const openMultiplexedEvents = (url: string, docIds: readonly string[], la
   return readEvents(`${url}${routes.multiplexedEvents()}?${query}`, lastEventId)
 }
 
+/**
+ * `fetch` of a stream, sent once more when it went out on a pooled connection the server had just
+ * closed (UND_ERR_SOCKET before any answer: a test server restarted while undici still held its
+ * idle sockets), as browsers retry a request on a reused connection that fails.
+ */
+const fetchStream = async (url: string, init: RequestInit): Promise<Response> => {
+  try {
+    return await fetch(url, init)
+  } catch (error) {
+    if ((error as { cause?: { code?: string } }).cause?.code !== 'UND_ERR_SOCKET') throw error
+    return fetch(url, init)
+  }
+}
+
 const readEvents = async (streamUrl: string, lastEventId: string | undefined): Promise<EventsReader> => {
   const controller = new AbortController()
   const headers: Record<string, string> = { accept: 'text/event-stream' }
   if (lastEventId !== undefined) headers['last-event-id'] = lastEventId
-  const res = await fetch(streamUrl, { headers, signal: controller.signal })
+  const res = await fetchStream(streamUrl, { headers, signal: controller.signal })
   const reader: EventsReader = {
     status: res.status,
     headers: res.headers,
