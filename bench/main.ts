@@ -18,8 +18,8 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { cpus, loadavg, totalmem } from 'node:os'
 import { parseArgs } from 'node:util'
-import { fileURLToPath } from 'node:url'
-import { loadTrace } from '../test/helpers/traces.js'
+import { join } from 'node:path'
+import { loadTrace, repoRoot } from '../test/helpers/traces.js'
 import { SYSTEMS, profileServersInto, startBenchRedis, type System } from './servers.js'
 import { cores, pin } from './proc.js'
 import { markdown, type RunInfo } from './report.js'
@@ -78,8 +78,8 @@ const settings: BenchSettings = {
 const only = values.only?.split(',')
 for (const id of only ?? []) if (!WORKLOADS.some(w => w.id === id)) throw new Error(`unknown workload ${id}; known: ${WORKLOADS.map(w => w.id).join(', ')}`)
 
-const resultsDir = fileURLToPath(new URL('../../bench/results/', import.meta.url))
-if (values.profile) profileServersInto(`${resultsDir}profiles`)
+const resultsDir = join(repoRoot(), 'bench', 'results')
+if (values.profile) profileServersInto(join(resultsDir, 'profiles'))
 
 // The clients run here, on the client core; servers go to the other one.
 pin(process.pid, 'client')
@@ -119,13 +119,12 @@ const floorLines = (): string[] => {
 }
 
 const report = markdown(info, results, [...floorLines(), `whole run: ${((performance.now() - started) / 1000).toFixed(0)} s`])
-const dir = resultsDir
-mkdirSync(dir, { recursive: true })
+mkdirSync(resultsDir, { recursive: true })
 const stamp = info.date.replaceAll(':', '-').replace(/\.\d+Z$/, 'Z')
 const json = JSON.stringify({ info, settings, results }, null, 2)
 for (const name of [stamp, 'latest']) {
-  writeFileSync(`${dir}${name}.md`, report)
-  writeFileSync(`${dir}${name}.json`, json)
+  writeFileSync(join(resultsDir, `${name}.md`), report)
+  writeFileSync(join(resultsDir, `${name}.json`), json)
 }
 process.stdout.write(`${report}\nwritten to bench/results/${stamp}.md and .json\n`)
 

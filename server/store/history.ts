@@ -42,6 +42,9 @@ export type ClockMap = Map<number, number>
 
 const STREAM_ID = /^(\d{1,20})-(\d{1,20})$/
 
+/** Whether `id` has the form of a Redis stream ID (`<ms>-<seq>`). */
+export const isStreamId = (id: string): boolean => STREAM_ID.test(id)
+
 const LEADING_ZEROS = /^0+(?=\d)/
 
 /**

@@ -16,8 +16,8 @@ export const INLINE_UPDATE_BYTES = 16 * 1024
  * KEYS: meta, log, stateVector, state, and on one Redis (not a cluster: other slots) the change
  * feed's log, meta and docs (see `changesKeys`). ARGV: update, epoch if new, channel, maximum
  * document bytes (0: none), document ID, feed retention, feed channel, then (client, from, to)
- * triplets extending the state vector. Returns {epoch, id, pendingUpdates, pendingBytes}, or -1
- * when the document would grow past its maximum.
+ * triplets extending the state vector. Returns {epoch, id, pendingUpdates, pendingBytes, previous
+ * ID}, or -1 when the document would grow past its maximum.
  */
 export const APPEND = (publish: PublishCommand): string => `
 local limit = tonumber(ARGV[4])
@@ -46,7 +46,7 @@ end
 if string.len(ARGV[1]) <= ${INLINE_UPDATE_BYTES} then
   redis.call('${publish}', ARGV[3], 'U' .. epoch .. '\\n' .. previous .. '\\n' .. id .. '\\n' .. ARGV[1])
 else
-  redis.call('${publish}', ARGV[3], 'u' .. id)
+  redis.call('${publish}', ARGV[3], 'u' .. epoch .. '\\n' .. id)
 end
 if #KEYS > 4 then
   -- The change feed, in the same step: no change in one log without the other.
@@ -69,7 +69,7 @@ if #KEYS > 4 then
   redis.call('ZADD', KEYS[7], tonumber(string.match(change, '^%d+')), ARGV[5])
   redis.call('PUBLISH', ARGV[7], 'c')
 end
-return {epoch, id, n, b}
+return {epoch, id, n, b, previous}
 `
 
 /** KEYS: the change feed's log and meta. ARGV: stream ID, count. Returns {epoch, trimmed, head, entries after the ID}. */

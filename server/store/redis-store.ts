@@ -13,7 +13,7 @@ import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis'
 import { encodeAwarenessEntries, type AwarenessEntry } from '../../shared/awareness.js'
 import { ErrorCode, ProtocolError } from '../../shared/errors.js'
 import {
-  STREAM_START, compareStreamIds, decodeClockMap, formatEventId, newEpoch,
+  STREAM_START, compareStreamIds, decodeClockMap, formatEventId, isStreamId, newEpoch,
   type Checkpoint, type ClockMap, type ClockRange, type HistorySnapshot, type LogEntry, type StreamId
 } from './history.js'
 import { LogStore, documentTooLarge, storeDefaults, type Appended, type CompactionCommit, type FullRead, type ReplayRead, type StoreOptions } from './log-store.js'
@@ -193,8 +193,23 @@ export class RedisStore extends LogStore {
       docId, String(this.options.changesRetention), feed?.channel ?? '', ...rangeArgs
     ])
     if (!Array.isArray(reply)) throw documentTooLarge(this.options.maxDocBytes)
-    const [epoch, id, pendingUpdates, pendingBytes] = reply
-    return { epoch: text(epoch), id: text(id), pendingUpdates: Number(pendingUpdates), pendingBytes: Number(pendingBytes) }
+    const [epoch, id, pendingUpdates, pendingBytes, previous] = reply
+    const appended = { epoch: text(epoch), id: text(id), pendingUpdates: Number(pendingUpdates), pendingBytes: Number(pendingBytes) }
+    this.deliverOwn(docId, appended.epoch, text(previous), appended.id, update)
+    return appended
+  }
+
+  /**
+   * Delivers an update appended here at once, when it directly follows what was delivered: local
+   * subscribers then get it before its notification has come back from Redis (which is skipped
+   * when it does), and before the writer's acknowledgement. Otherwise its notification or a read
+   * of the log delivers it, in order, as for any other instance's update.
+   */
+  private deliverOwn (docId: string, epoch: string, previous: StreamId, id: StreamId, update: Uint8Array): void {
+    const cursor = this.cursors.get(docId)
+    if (cursor === undefined || cursor.pulling || cursor.epoch !== epoch || cursor.id !== previous) return
+    cursor.id = id
+    this.emit(docId, { type: 'update', eventId: formatEventId(epoch, id), update })
   }
 
   protected async readAfter (docId: string, after: StreamId): Promise<ReplayRead> {
@@ -249,8 +264,8 @@ export class RedisStore extends LogStore {
       case 0x55: // 'U': a new update with its bytes and the entry before it
         this.receive(docId, message)
         return
-      case 0x75: // 'u': a new update; read the stream from the cursor
-        this.pull(docId)
+      case 0x75: // 'u': a new update (`u<epoch>\n<ID>`); read the stream from the cursor
+        if (!this.delivered(docId, message)) this.pull(docId)
         return
       case 0x61: // 'a': awareness
         this.emit(docId, { type: 'awareness', update: new Uint8Array(message.subarray(1)) })
@@ -270,7 +285,8 @@ export class RedisStore extends LogStore {
 
   /**
    * A published update (`U<epoch>\n<previous ID>\n<ID>\n<update>`): emitted at once when it follows
-   * the cursor directly; otherwise (a message missed, a read in progress) the log is read instead.
+   * the cursor directly, ignored when already delivered (appended here, see {@link deliverOwn});
+   * otherwise (a message missed, a read in progress) the log is read instead.
    */
   private receive (docId: string, message: Buffer): void {
     const cursor = this.cursors.get(docId)
@@ -278,13 +294,24 @@ export class RedisStore extends LogStore {
     const first = message.indexOf(0x0a, 1)
     const second = message.indexOf(0x0a, first + 1)
     const third = message.indexOf(0x0a, second + 1)
+    if (first < 0 || second < 0 || third < 0) return this.pull(docId)
+    if (this.delivered(docId, message.subarray(0, third))) return
     const epoch = message.toString('latin1', 1, first)
-    if (first < 0 || second < 0 || third < 0 || cursor.pulling || cursor.epoch !== epoch || cursor.id !== message.toString('latin1', first + 1, second)) {
-      this.pull(docId)
-      return
-    }
+    if (cursor.pulling || cursor.epoch !== epoch || cursor.id !== message.toString('latin1', first + 1, second)) return this.pull(docId)
     cursor.id = message.toString('latin1', second + 1, third)
     this.emit(docId, { type: 'update', eventId: formatEventId(epoch, cursor.id), update: new Uint8Array(message.subarray(third + 1)) })
+  }
+
+  /**
+   * Whether a notification's update (`<type><epoch>\n…\n<ID>`, its last line the entry's ID) was
+   * already delivered: of the cursor's life of the document, at or before the cursor.
+   */
+  private delivered (docId: string, head: Buffer): boolean {
+    const cursor = this.cursors.get(docId)
+    const newline = head.indexOf(0x0a, 1)
+    if (cursor === undefined || newline < 0 || cursor.epoch !== head.toString('latin1', 1, newline)) return false
+    const id = head.toString('latin1', head.lastIndexOf(0x0a) + 1)
+    return isStreamId(id) && compareStreamIds(id, cursor.id) <= 0
   }
 
   /** Reads the stream after the cursor and emits each update; one reader per document at a time. */

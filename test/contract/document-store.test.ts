@@ -491,6 +491,19 @@ describe.each(backends)('DocumentStore contract: $name', (factory) => {
       expect(textOf(client)).toBe(textOf(writer.doc));
     });
 
+    it('has delivered a small update to its own subscribers when the append resolves, once they had everything before it', async () => {
+      const store = factory.create(manual).open();
+      const writer = new Writer();
+      const sub = await collect(store, doc);
+      const first = await store.append(doc, validated(writer.insert('first ')));
+      await waitFor(() => sub.updates().length === 1);
+      const ids: string[] = [];
+      for (let i = 0; i < 5; i++) {
+        ids.push(await store.append(doc, validated(writer.insert(`${i} `))));
+        expect(sub.updates().map((e) => e.eventId)).toEqual([first, ...ids]);
+      }
+    });
+
     it('stops delivering after unsubscribe, while other subscribers keep receiving', async () => {
       const store = factory.create(manual).open();
       const writer = new Writer();

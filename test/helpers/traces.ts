@@ -12,8 +12,8 @@ export interface SequentialTrace {
   txns: { patches: Patch[] }[]
 }
 
-/** The nearest directory above this module with a package.json: the same from `test/` and from `dist/test/` (the benchmark's build). */
-const repoRoot = (): string => {
+/** The nearest directory above this module with a package.json: the same from `test/` and from the benchmark's build. */
+export const repoRoot = (): string => {
   let dir = dirname(fileURLToPath(import.meta.url))
   while (!existsSync(join(dir, 'package.json'))) {
     const parent = dirname(dir)

@@ -50,3 +50,45 @@ describe('notifications of a Redis store', () => {
     expect(events.map(e => e.type === 'update' ? e.eventId : e.type)).toEqual([firstId, secondId])
   })
 })
+
+describe('an update appended on the instance that delivers it', () => {
+  it('is delivered once, and its notification neither delivers it again nor makes the instance read the log', async () => {
+    const prefix = uniquePrefix('own')
+    const store = new RedisStore({ redis: redisUrl(), prefix })
+    const other = new RedisStore({ redis: redisUrl(), prefix })
+    const monitor = await new Redis(redisUrl()).monitor()
+    const publisher = new Redis(redisUrl())
+    onCleanup(async () => {
+      monitor.disconnect()
+      publisher.disconnect()
+      await Promise.all([store.close(), other.close()])
+    })
+    const reads: string[] = []
+    const log = docKeys(prefix, 'd').log
+    monitor.on('monitor', (_time: string, args: string[]) => {
+      if (args[0]?.toUpperCase() === 'XRANGE' && args[1] === log) reads.push(args.join(' '))
+    })
+    const events: DocEvent[] = []
+    await store.subscribe('d', event => events.push(event))
+    const writer = new Y.Doc()
+    const append = (on: RedisStore, text: string): Promise<string> => {
+      const update = textUpdate(writer, text)
+      return on.append('d', { bytes: update, ranges: validateUpdate(update) })
+    }
+    const ids = [await append(store, 'first')]
+    await waitFor(() => events.length === 1)
+    reads.length = 0
+    for (let i = 0; i < 4; i++) ids.push(await append(store, ` ${i}`))
+    // An update too large to travel in its notification is only announced (`u<epoch>\n<ID>`);
+    // one already delivered here (forged, as its announcement could come before the append's
+    // answer, and then rightly makes the instance read) is not read again either.
+    const parsed = parseEventId(ids[2] as string)
+    await publisher.publish(docKeys(prefix, 'd').channel, `u${parsed?.epoch ?? ''}\n${parsed?.id ?? ''}`)
+    // Notifications arrive in publishing order: once the other instance's update is delivered
+    // (from its notification, which follows the cursor), every earlier one has been handled.
+    ids.push(await append(other, ' from the other instance'))
+    await waitFor(() => events.length === ids.length)
+    expect(events.map(e => e.type === 'update' ? e.eventId : e.type)).toEqual(ids)
+    expect(reads).toEqual([])
+  })
+})
