@@ -17,6 +17,13 @@ const BASE_EDITS = 10_000
 const TIMEOUT_MS = 120_000
 /** Reconnections measured per row (fewer when the trace runs out). */
 const ROUNDS = 5
+/**
+ * Reconnections before those, not measured, missing up to {@link WARMUP_MISSED} edits each: the
+ * first ones of a fresh server process also compile its code, which a server that has been up
+ * for a while has done (as the fan-out's warm-up).
+ */
+const WARMUP_ROUNDS = 2
+const WARMUP_MISSED = 1000
 
 interface Variant {
   name: string
@@ -50,23 +57,24 @@ export const resume = {
         const server = await startServer(system, context.redis, variant.store)
         try {
           for (const missed of settings.missed) {
-            // Several rounds on one document, the median reported: a single reconnection is too
-            // noisy to compare, and the first one in a fresh process also pays for warming up.
-            const rounds = Math.max(1, Math.min(ROUNDS, Math.floor((trace.txns.length - BASE_EDITS) / missed)))
-            const base = Math.min(BASE_EDITS, trace.txns.length - missed * rounds)
+            // Several rounds on one document, the median reported: a single reconnection is too noisy to compare.
+            const warmupMissed = Math.min(missed, WARMUP_MISSED)
+            const available = trace.txns.length - BASE_EDITS - WARMUP_ROUNDS * warmupMissed
+            const rounds = Math.max(1, Math.min(ROUNDS, Math.floor(available / missed)))
+            const base = Math.min(BASE_EDITS, trace.txns.length - missed * rounds - WARMUP_ROUNDS * warmupMissed)
             const docId = `resume-${missed}-${Date.now()}`
             const writer = syncClient(server, docId)
             const client = syncClient(server, docId, { observeSync: true })
             await Promise.all([writer.whenSynced(), client.whenSynced()])
             await applyEdits(writer.doc, trace, 0, base, settings.burst)
             await waitForText(client.doc, writer.doc.getText('t').toString(), TIMEOUT_MS, `${system} client before leaving`)
-            const times: number[] = []
-            let last: Omit<Row['values'], 'ms'> = {}
-            for (let round = 0; round < rounds; round++) {
+            let next = base
+            /** The client leaves, `count` edits are made and stored, and it comes back. */
+            const reconnect = async (count: number): Promise<{ ms: number; values: Omit<Row['values'], 'ms'> }> => {
               const stateVector = Y.encodeStateVector(client.doc)
               client.disconnect()
-              const from = base + round * missed
-              await applyEdits(writer.doc, trace, from, from + missed, settings.burst)
+              await applyEdits(writer.doc, trace, next, next + count, settings.burst)
+              next += count
               await waitStored(system, writer, () => syncClient(server, docId))
               if (variant.compact) await server.compact(docId)
               const expected = writer.doc.getText('t').toString()
@@ -77,11 +85,19 @@ export const resume = {
               client.connect()
               await client.whenSynced()
               await waitForText(client.doc, expected, TIMEOUT_MS, `${system} resumed client`)
-              times.push(performance.now() - started)
+              const ms = performance.now() - started
               const written = (await server.traffic()).written - traffic.written
               const sync = client.lastSync()
               const update = sync?.bytes ?? NaN
-              last = { how: `${variant.name}: ${sync?.kind ?? '?'}`, updateBytes: update, vsMinimal: update / minimal, minimalBytes: minimal, fullBytes: state.length, wireBytes: written }
+              return { ms, values: { how: `${variant.name}: ${sync?.kind ?? '?'}`, updateBytes: update, vsMinimal: update / minimal, minimalBytes: minimal, fullBytes: state.length, wireBytes: written } }
+            }
+            for (let round = 0; round < WARMUP_ROUNDS; round++) await reconnect(warmupMissed)
+            const times: number[] = []
+            let last: Omit<Row['values'], 'ms'> = {}
+            for (let round = 0; round < rounds; round++) {
+              const { ms, values } = await reconnect(missed)
+              times.push(ms)
+              last = values
             }
             writer.destroy()
             client.destroy()
@@ -111,7 +127,7 @@ export const resume = {
       rows,
       headline: ['ms', 'vsMinimal'],
       notes: [
-        `time: from reconnecting until the client's text equals the writer's, the median of up to ${ROUNDS} rounds of leaving, missing the edits and coming back on one document (bytes: the last round). update bytes: the Yjs update of the sync (y-sse's sync event, decoded; the peers' sync step 2).`,
+        `time: from reconnecting until the client's text equals the writer's, the median of up to ${ROUNDS} rounds of leaving, missing the edits and coming back on one document (bytes: the last round), after ${WARMUP_ROUNDS} such rounds not measured (missing up to ${WARMUP_MISSED.toLocaleString('en-US')} edits), so the code of a server fresh for each variant is compiled, as after a while of real traffic. update bytes: the Yjs update of the sync (y-sse's sync event, decoded; the peers' sync step 2).`,
         'minimal diff: `Y.diffUpdate(writer state, client state vector)`; full state: what a cold sync sends. server bytes written: everything the server sent on the reconnect, with HTTP headers, base64 and JSON (y-sse) or WebSocket frames and the handshake (peers).',
         'y-sse "after compaction" runs a server that keeps no log tail (`keepTail: 0`) and compacts before the client returns, so its position is gone from the log.'
       ]
