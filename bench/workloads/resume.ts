@@ -59,6 +59,9 @@ export const resume = {
           for (const missed of settings.missed) {
             // Several rounds on one document, the median reported: a single reconnection is too noisy to compare.
             const warmupMissed = Math.min(missed, WARMUP_MISSED)
+            if (missed + WARMUP_ROUNDS * warmupMissed > trace.txns.length) {
+              throw new Error(`--missed ${missed} leaves no edits of the trace's ${trace.txns.length} for the warm-up rounds`)
+            }
             const available = trace.txns.length - BASE_EDITS - WARMUP_ROUNDS * warmupMissed
             const rounds = Math.max(1, Math.min(ROUNDS, Math.floor(available / missed)))
             const base = Math.min(BASE_EDITS, trace.txns.length - missed * rounds - WARMUP_ROUNDS * warmupMissed)

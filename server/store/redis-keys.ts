@@ -18,7 +18,10 @@ export interface DocKeys {
   awareness: string
   /** Sorted set: `<clientID>:<connectionId>` of open streams, scored by expiry time. */
   presence: string
-  /** Pub/sub channel: `u<streamId>` new update, `a<bytes>` awareness, `r` reset. */
+  /**
+   * Pub/sub channel: `U<epoch>\n<previous streamId>\n<streamId>\n<update>` a new update of up to
+   * 16 KB, `u<epoch>\n<streamId>` a larger one, `a<bytes>` awareness, `r` reset.
+   */
   channel: string
 }
 

@@ -195,7 +195,12 @@ export class RedisStore extends LogStore {
     if (!Array.isArray(reply)) throw documentTooLarge(this.options.maxDocBytes)
     const [epoch, id, pendingUpdates, pendingBytes, previous] = reply
     const appended = { epoch: text(epoch), id: text(id), pendingUpdates: Number(pendingUpdates), pendingBytes: Number(pendingBytes) }
-    this.deliverOwn(docId, appended.epoch, text(previous), appended.id, update)
+    try {
+      this.deliverOwn(docId, appended.epoch, text(previous), appended.id, update)
+    } catch (error) {
+      // Stored is stored: failing the POST now would only make the client append it again.
+      this.options.logger.error('delivering an appended update failed', { docId, error: String(error) })
+    }
     return appended
   }
 
@@ -209,7 +214,8 @@ export class RedisStore extends LogStore {
     const cursor = this.cursors.get(docId)
     if (cursor === undefined || cursor.pulling || cursor.epoch !== epoch || cursor.id !== previous) return
     cursor.id = id
-    this.emit(docId, { type: 'update', eventId: formatEventId(epoch, id), update })
+    // A copy, as a delivered notification is: the caller's buffer may be reused.
+    this.emit(docId, { type: 'update', eventId: formatEventId(epoch, id), update: update.slice() })
   }
 
   protected async readAfter (docId: string, after: StreamId): Promise<ReplayRead> {

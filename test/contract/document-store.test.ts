@@ -498,7 +498,7 @@ describe.each(backends)('DocumentStore contract: $name', (factory) => {
       const first = await store.append(doc, validated(writer.insert('first ')));
       await waitFor(() => sub.updates().length === 1);
       const ids: string[] = [];
-      for (let i = 0; i < 5; i++) {
+      for (let i = 0; i < 10; i++) {
         ids.push(await store.append(doc, validated(writer.insert(`${i} `))));
         expect(sub.updates().map((e) => e.eventId)).toEqual([first, ...ids]);
       }
