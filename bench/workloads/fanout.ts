@@ -129,6 +129,7 @@ export const fanout = {
               cpuPerDelivery: serverCpu * 1e6 / Math.max(1, received),
               lost,
               duplicated: duplicates,
+              serverBusy: serverCpu / wall,
               clientBusy: (clientCpu.user + clientCpu.system) / 1e6 / wall,
               peakRss: server.usage().peak
             }
@@ -152,6 +153,7 @@ export const fanout = {
         { key: 'cpuPerDelivery', label: 'server CPU per delivery (µs)', better: 'lower' },
         { key: 'lost', label: 'lost' },
         { key: 'duplicated', label: 'duplicated' },
+        { key: 'serverBusy', label: 'server core busy' },
         { key: 'clientBusy', label: 'client core busy' },
         { key: 'peakRss', label: 'server peak RSS' }
       ],
@@ -161,7 +163,7 @@ export const fanout = {
         'Latency: from the writer\'s local edit to a subscriber finding its marker, over every delivery. The writer (a real provider) runs in its own process on the client core, the subscribers in the bench process; both read the same clock.',
         'Warm-up: every server is fresh for each row; the writer first publishes for the warm-up seconds (other markers, delivered to every subscriber, not measured), so the numbers are those of a server whose code is compiled, as after a few seconds of real traffic.',
         'Subscribers are light (raw SSE with eventsource-parser over node:http for y-sse; raw ws speaking the peer\'s protocol), all in the client process; "client core busy" is that process\'s CPU time over the wall time: near 1.0 would mean the client side limits the numbers.',
-        'Server CPU per delivery: the server\'s CPU time during the run (y-sse: plus Redis) over the deliveries.'
+        'Server CPU per delivery: the server\'s CPU time during the run (y-sse: plus Redis) over the deliveries. "Server core busy": the same CPU time over the wall time until every delivery arrived; near 1.0, the server\'s core is what limits the row.'
       ]
     }]
   }
