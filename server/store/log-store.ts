@@ -29,12 +29,13 @@ interface KnownRead {
 }
 
 /**
- * Whether `known` can bring a document merged at `head` up to date: it read the log from that
- * head (usable only while the log still holds it, which the caller checks), or `head` is one of
- * the entries it read, or lies past them (the document then moved past the read).
+ * Whether `known` can bring a document merged at `head` up to date: `head` lies past the read (the
+ * document moved past it), or the read has every entry after `head`: it read the log from that
+ * head (usable only while the log still holds it, which the caller checks) or `head` is one of
+ * the entries it read, and it read them all.
  */
 const reaches = ({ after, read }: KnownRead, head: StreamId): boolean =>
-  head === after || compareStreamIds(head, read.snapshot.head) > 0 || read.entries.some(e => e.id === head)
+  compareStreamIds(head, read.snapshot.head) > 0 || (read.complete && (head === after || read.entries.some(e => e.id === head)))
 
 /** Tuning of every store; see {@link storeDefaults}. */
 export interface StoreOptions {
@@ -87,6 +88,13 @@ const FOLLOW_DELAY_MS = 100
 /** A replay up to this size is sent as it is: a smaller diff would not be worth a full read. */
 const REPLAY_ALWAYS_BYTES = 4096
 
+/**
+ * A resume that may be answered with a diff (the client sent its state vector) reads the entries
+ * after its point only up to this many bytes; past them it is sent the diff, so the entries
+ * (hundreds of kilobytes after a long absence) need not cross from the store.
+ */
+const RESUME_READ_MAX_BYTES = 64 * 1024
+
 /** Whether the log can replay from `lastEventId`: it is in the retained log and, strictly inside it, a stored entry. */
 const replayable = (read: ReplayRead, lastEventId: string | undefined): boolean => {
   const start = replayStart(read.snapshot, lastEventId)
@@ -117,7 +125,10 @@ export interface Appended {
 /** A consistent read of the snapshot and the log after a stream ID. */
 export interface ReplayRead {
   snapshot: HistorySnapshot
+  /** The entries after the stream ID; none when they were more bytes than the read took (`complete` false). */
   entries: LogEntry[]
+  /** Whether `entries` holds every entry after the stream ID. */
+  complete: boolean
   /** Whether the stream ID is a stored entry. */
   exists: boolean
   /** Compaction checkpoints, read only when the stream ID is not a stored entry (empty otherwise). */
@@ -170,7 +181,8 @@ export abstract class LogStore implements DocumentStore {
   }
 
   protected abstract appendEntry (docId: string, update: Uint8Array, ranges: readonly ClockRange[]): Promise<Appended>
-  protected abstract readAfter (docId: string, after: StreamId): Promise<ReplayRead>
+  /** Reads the log after `after`; its entries only when they total at most `maxBytes`. */
+  protected abstract readAfter (docId: string, after: StreamId, maxBytes?: number): Promise<ReplayRead>
   protected abstract readFull (docId: string): Promise<FullRead>
   protected abstract commitCompaction (docId: string, commit: CompactionCommit): Promise<boolean>
   /** Starts delivering the document's events to {@link emit} (first local subscriber). */
@@ -200,17 +212,19 @@ export abstract class LogStore implements DocumentStore {
     let neverIssued = false
     let known: KnownRead | undefined
     if (parsed !== null) {
-      const read = await this.readAfter(docId, parsed.id)
+      // Without a state vector, a resume the log can replay must be replayed, whatever its size.
+      const read = await this.readAfter(docId, parsed.id, from.stateVector === undefined ? Infinity : RESUME_READ_MAX_BYTES)
       known = { after: parsed.id, read }
       if (replayable(read, from.lastEventId)) {
         // A replay carries every character typed since the resume point, also those deleted since.
         // When it is not small and the client sent its state vector, a diff of the merged (garbage
         // collected) state may be far smaller: send whichever is. Merging the entries shrinks them
-        // little, so a diff smaller than the entries wins without merging them.
+        // little, so a diff smaller than the entries wins without merging them. Past the read's
+        // limit the diff goes without comparing: it is the minimal Yjs diff for the client.
         const bytes = read.entries.reduce((sum, e) => sum + e.update.length, 0)
-        if (from.stateVector === undefined || bytes <= REPLAY_ALWAYS_BYTES) return replaySync(read.snapshot, read.entries)
+        if (from.stateVector === undefined || (read.complete && bytes <= REPLAY_ALWAYS_BYTES)) return replaySync(read.snapshot, read.entries)
         const diff = await this.withMerged(docId, false, ({ snapshot, merged }) => diffSync(snapshot, merged, null, from), known)
-        if (diff.update.length < bytes) return diff
+        if (!read.complete || diff.update.length < bytes) return diff
         const replay = replaySync(read.snapshot, read.entries)
         return diff.update.length < replay.update.length ? diff : replay
       }

@@ -93,13 +93,16 @@ export class MemoryStore extends LogStore {
     return { epoch: doc.epoch, id, pendingUpdates: doc.pendingUpdates, pendingBytes: doc.pendingBytes }
   }
 
-  protected async readAfter (docId: string, after: StreamId): Promise<ReplayRead> {
+  protected async readAfter (docId: string, after: StreamId, maxBytes = Infinity): Promise<ReplayRead> {
     const doc = this.docs.get(docId)
     const log = doc?.log ?? []
     const exists = log.some(e => e.id === after)
+    const entries = log.filter(e => compareStreamIds(e.id, after) > 0)
+    const complete = entries.reduce((sum, e) => sum + e.update.length, 0) <= maxBytes
     return {
       snapshot: this.snapshotOf(doc),
-      entries: log.filter(e => compareStreamIds(e.id, after) > 0),
+      entries: complete ? entries : [],
+      complete,
       exists,
       checkpoints: exists ? [] : [...doc?.checkpoints ?? []]
     }

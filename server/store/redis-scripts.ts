@@ -80,17 +80,40 @@ return {meta[1] or '', meta[2] or '0-0', meta[3] or '0-0', entries}
 `
 
 /**
- * KEYS: meta, log, stateVector, checkpoints. ARGV: stream ID. Returns {meta, stateVector, entries
- * after it, whether it exists, the checkpoints when it does not}.
+ * KEYS: meta, log, stateVector, checkpoints. ARGV: stream ID, most bytes of entries to return (-1:
+ * no limit). Returns {meta, stateVector, entries after it (none when they are more bytes than
+ * that), whether they are all there (1 or 0), whether it exists, the checkpoints when it does not}.
+ * With a limit the log is read in pages, and no further than the limit.
  */
 export const READ_AFTER = `
 local meta = redis.call('HGETALL', KEYS[1])
 local sv = redis.call('HGETALL', KEYS[3])
-local entries = redis.call('XRANGE', KEYS[2], '(' .. ARGV[1], '+')
+local limit = tonumber(ARGV[2])
+local entries = {}
+local complete = 1
+if limit < 0 then
+  entries = redis.call('XRANGE', KEYS[2], '(' .. ARGV[1], '+')
+else
+  local size = 0
+  local from = '(' .. ARGV[1]
+  repeat
+    local page = redis.call('XRANGE', KEYS[2], from, '+', 'COUNT', 128)
+    for i = 1, #page do
+      size = size + string.len(page[i][2][2])
+      entries[#entries + 1] = page[i]
+    end
+    if size > limit then
+      entries = {}
+      complete = 0
+      break
+    end
+    if #page > 0 then from = '(' .. page[#page][1] end
+  until #page < 128
+end
 local exists = #redis.call('XRANGE', KEYS[2], ARGV[1], ARGV[1])
 local checkpoints = {}
 if exists == 0 then checkpoints = redis.call('LRANGE', KEYS[4], 0, -1) end
-return {meta, sv, entries, exists, checkpoints}
+return {meta, sv, entries, complete, exists, checkpoints}
 `
 
 /** KEYS: meta, log, stateVector, state, checkpoints. Returns {meta, stateVector, state, entries after compacted, checkpoints}. */

@@ -218,10 +218,17 @@ export class RedisStore extends LogStore {
     this.emit(docId, { type: 'update', eventId: formatEventId(epoch, id), update: update.slice() })
   }
 
-  protected async readAfter (docId: string, after: StreamId): Promise<ReplayRead> {
+  protected async readAfter (docId: string, after: StreamId, maxBytes = Infinity): Promise<ReplayRead> {
     const k = this.keys(docId)
-    const [meta, stateVector, entries, exists, checkpoints] = list(await this.script('ysseReadAfter', [k.meta, k.log, k.stateVector, k.checkpoints], [after]))
-    return { snapshot: snapshotOf(hash(meta), hash(stateVector)), entries: entriesOf(entries), exists: Number(exists) > 0, checkpoints: list(checkpoints).map(checkpointOf) }
+    const limit = Number.isFinite(maxBytes) ? String(maxBytes) : '-1'
+    const [meta, stateVector, entries, complete, exists, checkpoints] = list(await this.script('ysseReadAfter', [k.meta, k.log, k.stateVector, k.checkpoints], [after, limit]))
+    return {
+      snapshot: snapshotOf(hash(meta), hash(stateVector)),
+      entries: entriesOf(entries),
+      complete: Number(complete) === 1,
+      exists: Number(exists) > 0,
+      checkpoints: list(checkpoints).map(checkpointOf)
+    }
   }
 
   protected async readFull (docId: string): Promise<FullRead> {

@@ -5,30 +5,57 @@
 import * as Y from 'yjs'
 import { describe, expect, it } from 'vitest'
 import { MemoryStore } from '../../server/store/memory-store.js'
+import { RedisStore } from '../../server/store/redis-store.js'
 import type { StreamId } from '../../server/store/history.js'
-import type { FullRead, ReplayRead, StoreOptions } from '../../server/store/log-store.js'
+import type { FullRead, LogStore, ReplayRead, StoreOptions } from '../../server/store/log-store.js'
 import type { DocEvent } from '../../server/store/types.js'
 import { validateUpdate } from '../../server/validate.js'
 import { waitFor } from '../helpers/wait.js'
+import { redisUrl, uniquePrefix } from '../helpers/redis.js'
 
-class CountingStore extends MemoryStore {
-  reads = 0
-  wholeReads = 0
-
-  protected override async readAfter(docId: string, after: StreamId): Promise<ReplayRead> {
-    this.reads++
-    return super.readAfter(docId, after)
-  }
-
-  protected override async readFull(docId: string): Promise<FullRead> {
-    this.wholeReads++
-    return super.readFull(docId)
-  }
+/** What a store read, counted by wrapping its storage primitives. */
+interface Reads {
+  reads: number
+  wholeReads: number
+  /** Bytes of the entries each read after a stream ID returned. */
+  entryBytes: number[]
 }
 
-/** A store with one document, written by `writer`, kept merged for a reader and moved on by deliveries. */
-const keptDocument = async (options: Partial<StoreOptions>) => {
-  const store = new CountingStore({ compactAfterUpdates: 1e9, compactAfterBytes: 1e12, ...options })
+type Primitives = {
+  readAfter(docId: string, after: StreamId, maxBytes?: number): Promise<ReplayRead>
+  readFull(docId: string): Promise<FullRead>
+}
+
+/** Counts the reads of a real store (its protected primitives, wrapped on the instance). */
+const counted = (store: LogStore): Reads => {
+  const reads: Reads = { reads: 0, wholeReads: 0, entryBytes: [] }
+  const primitives = store as unknown as Primitives
+  const readAfter = primitives.readAfter.bind(store)
+  const readFull = primitives.readFull.bind(store)
+  primitives.readAfter = async (docId, after, maxBytes) => {
+    reads.reads++
+    const read = await readAfter(docId, after, maxBytes)
+    reads.entryBytes.push(read.entries.reduce((sum, e) => sum + e.update.length, 0))
+    return read
+  }
+  primitives.readFull = async (docId) => {
+    reads.wholeReads++
+    return readFull(docId)
+  }
+  return reads
+}
+
+const backends: { name: string; create: (options: Partial<StoreOptions>) => LogStore }[] = [
+  { name: 'MemoryStore', create: options => new MemoryStore(options) },
+  { name: 'RedisStore', create: options => new RedisStore({ redis: redisUrl(), prefix: uniquePrefix('reads'), ...options }) }
+]
+
+/**
+ * A store with one document, written by `writer`, kept merged for a reader and moved on by
+ * deliveries; the client missed 300 appends of `missed` (a function of the append's number).
+ */
+const keptDocument = async (create: (options: Partial<StoreOptions>) => LogStore, options: Partial<StoreOptions>, missed = (i: number) => `missed ${i} `) => {
+  const store = create({ compactAfterUpdates: 1e9, compactAfterBytes: 1e12, ...options })
   const deliveries: DocEvent[] = []
   const unsubscribe = await store.subscribe('d', (event) => deliveries.push(event))
   const writer = new Y.Doc()
@@ -43,35 +70,77 @@ const keptDocument = async (options: Partial<StoreOptions>) => {
   Y.applyUpdate(client, Y.encodeStateAsUpdate(writer))
   await store.compact('d') // a checkpoint at the client's point
   // More than a replay is always sent for, so a resume diffs the kept document.
-  for (let i = 0; i < 300; i++) await append(`missed ${i} `)
+  for (let i = 0; i < 300; i++) await append(missed(i))
   await store.compact('d') // merges the document once and keeps it; the log keeps `keepTail`
   for (let i = 0; i < 5; i++) await append(`delivered ${i} `) // moves the kept document on
   await waitFor(() => deliveries.length === 306, { message: () => `${deliveries.length} of 306 delivered` })
-  store.reads = 0
-  store.wholeReads = 0
+  const reads = counted(store)
   const expectCaughtUp = (update: Uint8Array): void => {
     Y.applyUpdate(client, update)
     expect(client.getText('t').toString()).toBe(writer.getText('t').toString())
   }
-  return { store, client, clientAt, expectCaughtUp, close: async () => { unsubscribe(); await store.close(); } }
+  return { store, reads, client, clientAt, expectCaughtUp, close: async () => { unsubscribe(); await store.close(); } }
 }
 
-describe('log reads', () => {
+describe.each(backends)('log reads: $name', ({ create }) => {
   it('a state-vector resume of a document kept merged for its readers reads the log once', async () => {
-    const { store, client, clientAt, expectCaughtUp, close } = await keptDocument({ keepTail: 1000 })
+    const { store, reads, client, clientAt, expectCaughtUp, close } = await keptDocument(create, { keepTail: 1000 })
     const sync = await store.sync('d', { lastEventId: clientAt, stateVector: Y.encodeStateVector(client) })
     expect(sync.resume).toBe('state-vector')
     expectCaughtUp(sync.update)
-    expect([store.reads, store.wholeReads]).toEqual([1, 0])
+    expect([reads.reads, reads.wholeReads]).toEqual([1, 0])
+    await close()
+  })
+
+  it('a state-vector resume with more than 64 KB of entries after its point reads none of them, then what the kept document lacks, and is sent the diff', async () => {
+    // 300 appends of 1 KB each after the client's point, still in the log: more than 64 KB.
+    const { store, reads, client, clientAt, expectCaughtUp, close } = await keptDocument(create, { keepTail: 1000 }, i => `${i} ${'x'.repeat(1000)} `)
+    const sync = await store.sync('d', { lastEventId: clientAt, stateVector: Y.encodeStateVector(client) })
+    expect(sync.resume).toBe('state-vector')
+    expectCaughtUp(sync.update)
+    // The capped read returns no entries; the second read, from the kept head, none (it is current).
+    expect([reads.reads, reads.wholeReads]).toEqual([2, 0])
+    expect(reads.entryBytes).toEqual([0, 0])
+    await close()
+  })
+
+  it('a state-vector resume from the very point a document is kept merged at, with more than 64 KB after it, gets everything', async () => {
+    // Nobody reads here, so nothing moves the kept document on: it stays where the last read left it.
+    const store = create({ compactAfterUpdates: 1e9, compactAfterBytes: 1e12, keepTail: 1000 })
+    const writer = new Y.Doc()
+    const append = async (text: string): Promise<string> => {
+      const before = Y.encodeStateVector(writer)
+      writer.getText('t').insert(writer.getText('t').length, text)
+      const update = Y.encodeStateAsUpdate(writer, before)
+      return store.append('d', { bytes: update, ranges: validateUpdate(update) })
+    }
+    const clientAt = await append('seen by the client ')
+    const client = new Y.Doc()
+    Y.applyUpdate(client, Y.encodeStateAsUpdate(writer))
+    expect(await store.getDocument('d')).not.toBeNull() // merges the document at the client's point and keeps it
+    for (let i = 0; i < 100; i++) await append(`${i} ${'x'.repeat(1000)} `)
+    const sync = await store.sync('d', { lastEventId: clientAt, stateVector: Y.encodeStateVector(client) })
+    Y.applyUpdate(client, sync.update)
+    expect(client.getText('t').toString()).toBe(writer.getText('t').toString())
+    await store.close()
+  })
+
+  it('a resume far behind without a state vector is replayed whole', async () => {
+    const { store, reads, clientAt, expectCaughtUp, close } = await keptDocument(create, { keepTail: 1000 }, i => `${i} ${'x'.repeat(1000)} `)
+    const sync = await store.sync('d', { lastEventId: clientAt })
+    expect(sync.resume).toBe('replay')
+    expectCaughtUp(sync.update)
+    expect(reads.reads).toBe(1)
+    expect(reads.entryBytes[0]).toBeGreaterThan(300_000)
     await close()
   })
 
   it('a resume from a point compacted away diffs the kept document from the checkpoint that one read brought', async () => {
-    const { store, clientAt, expectCaughtUp, close } = await keptDocument({ keepTail: 10 })
+    const { store, reads, clientAt, expectCaughtUp, close } = await keptDocument(create, { keepTail: 10 })
     const sync = await store.sync('d', { lastEventId: clientAt })
     expect(sync.resume).toBe('checkpoint')
     expectCaughtUp(sync.update)
-    expect([store.reads, store.wholeReads]).toEqual([1, 0])
+    expect([reads.reads, reads.wholeReads]).toEqual([1, 0])
     await close()
   })
 })
