@@ -29,13 +29,13 @@ interface KnownRead {
 }
 
 /**
- * Whether `known` can bring a document merged at `head` up to date: `head` lies past the read (the
- * document moved past it), or the read has every entry after `head`: it read the log from that
- * head (usable only while the log still holds it, which the caller checks) or `head` is one of
- * the entries it read, and it read them all.
+ * Whether `known` can bring a document merged at `head` up to date: `head` is at or past the read's
+ * head (the document holds all it read, or moved past it), or the read has every entry after
+ * `head`: it read the log from that head (usable only while the log still holds it, which the
+ * caller checks) or `head` is one of the entries it read, and it read them all.
  */
 const reaches = ({ after, read }: KnownRead, head: StreamId): boolean =>
-  compareStreamIds(head, read.snapshot.head) > 0 || (read.complete && (head === after || read.entries.some(e => e.id === head)))
+  compareStreamIds(head, read.snapshot.head) >= 0 || (read.complete && (head === after || read.entries.some(e => e.id === head)))
 
 /** Tuning of every store; see {@link storeDefaults}. */
 export interface StoreOptions {
@@ -259,9 +259,9 @@ export abstract class LogStore implements DocumentStore {
       const reused = known !== undefined && reaches(known, head)
       const { after, read } = reused ? known : { after: head, read: await this.readAfter(docId, head) }
       // Still the one kept, of this life of the document, and the log continues from where it was
-      // (it may have moved on meanwhile, by updates delivered here, even past what the read saw).
+      // (it may have moved on meanwhile, by updates delivered here, to or past what the read saw).
       if (this.merged.holds(docId, kept) && read.snapshot.epoch === kept.epoch && (after !== head || replayable(read, formatEventId(kept.epoch, head))) &&
-        (this.catchUp(docId, kept, after, read.entries, read.snapshot.head) || movedPast(kept, read.snapshot.head)) && this.merged.settle(docId, kept)) {
+        (this.catchUp(docId, kept, after, read.entries, read.snapshot.head) || compareStreamIds(kept.head, read.snapshot.head) >= 0) && this.merged.settle(docId, kept)) {
         return use({ snapshot: { ...read.snapshot, head: kept.head }, checkpoints: known?.read.checkpoints ?? [], pending: [], refused: [], merged: kept })
       }
     }
