@@ -68,8 +68,9 @@ export interface TransportOptions {
 
 /**
  * Lets a request just started go out before the thread gets busy: Node's HTTP clients (its
- * `fetch`, and `node:http` that `defaultFetch` uses there) send on a later turn of the event loop. A message to ourselves is such a turn and, unlike a timer, is not held
- * back in a browser's background tab.
+ * `fetch`, and `node:http` that `defaultFetch` uses there) send on a later turn of the event
+ * loop. A message to ourselves is such a turn and, unlike a timer, is not held back in a
+ * browser's background tab.
  */
 const letRequestGo = (): Promise<void> => new Promise(resolve => {
   const channel = new MessageChannel()
