@@ -129,6 +129,8 @@ const providerClient = (server: BenchServer, docId: string, { observeSync = fals
   const doc = new Y.Doc()
   const common = { doc, messagesSent: () => observed.sent, lastSync: () => observed.sync }
   switch (server.system) {
+    case 'sse-floor':
+      throw new Error('the floor server only holds event streams')
     case 'y-sse': {
       const provider = new SseProvider(server.url, docId, doc, { fetch: instrumentedFetch(observed, observeSync) })
       return {
@@ -230,7 +232,8 @@ export const subscriber = (server: BenchServer, docId: string, onUpdate: OnUpdat
   let rejectReady!: (error: Error) => void
   const ready = new Promise<void>((resolve, reject) => { resolveReady = resolve; rejectReady = reject })
   switch (server.system) {
-    case 'y-sse': {
+    case 'y-sse':
+    case 'sse-floor': {
       const parser = createParser({
         onEvent: ({ event, data }) => {
           if (event === SseEvent.update) onUpdate(fromBase64(data))

@@ -118,7 +118,16 @@ const floorLines = (): string[] => {
     .map(r => `trace replay vs the floor: ${r.system} ${((r.values.seconds as number) / floorSeconds).toFixed(2)}× the floor's ${floorSeconds.toFixed(2)} s`)
 }
 
-const report = markdown(info, results, [...floorLines(), `whole run: ${((performance.now() - started) / 1000).toFixed(0)} s`])
+/** Memory per held stream against the floor of an event stream on Node's HTTP server. */
+const streamFloorLines = (): string[] => {
+  const rows = results.find(r => r.id === 'connections')?.rows ?? []
+  const floor = rows.find(r => r.system === 'floor')?.values.perStreamBytes
+  if (typeof floor !== 'number') return []
+  return rows.filter(r => r.system !== 'floor' && typeof r.values.perStreamBytes === 'number')
+    .map(r => `RSS per stream vs the node:http floor: ${r.system} ${((r.values.perStreamBytes as number) / floor).toFixed(2)}× the floor's ${(floor / 1000).toFixed(1)} KB`)
+}
+
+const report = markdown(info, results, [...floorLines(), ...streamFloorLines(), `whole run: ${((performance.now() - started) / 1000).toFixed(0)} s`])
 mkdirSync(resultsDir, { recursive: true })
 const stamp = info.date.replaceAll(':', '-').replace(/\.\d+Z$/, 'Z')
 const json = JSON.stringify({ info, settings, results }, null, 2)

@@ -61,7 +61,7 @@ export const comparisons = (result: WorkloadResult): string[] => {
     for (const variant of variants) {
       const rows = result.rows.filter(r => r.variant === variant && r.failure === undefined && typeof r.values[key] === 'number')
       const ysse = rows.find(r => r.system === 'y-sse')
-      const peers = rows.filter(r => r.system !== 'y-sse')
+      const peers = rows.filter(r => r.system !== 'y-sse' && r.system !== 'floor')
       if (ysse === undefined || peers.length === 0) continue
       const value = (r: Row): number => r.values[key] as number
       const best = peers.reduce((a, b) => advantage(metric, value(a), value(b)) >= 1 ? a : b)

@@ -10,7 +10,11 @@ import type { AddressInfo, Server, Socket } from 'node:net'
 import { createRequire } from 'node:module'
 import { WebSocketServer, type WebSocket } from 'ws'
 import { Server as HocuspocusServer } from '@hocuspocus/server'
+import * as Y from 'yjs'
 import { createSyncServer, RedisStore } from '../server/index.js'
+import { startEventStream } from '../server/sse.js'
+import { toBase64 } from '../shared/codec.js'
+import { SseEvent, type SyncEventData } from '../shared/protocol.js'
 import type { ServerRequest, ServerReply, ServerSpec, Traffic } from './servers.js'
 
 const HOST = '127.0.0.1'
@@ -43,6 +47,18 @@ const start = async (spec: ServerSpec): Promise<Started> => {
       const http = createServer((_req, res) => res.writeHead(200).end('y-websocket'))
       wss.on('connection', setupWSConnection)
       http.on('upgrade', (req, socket, head) => wss.handleUpgrade(req, socket, head, ws => wss.emit('connection', ws, req)))
+      await new Promise<void>(resolve => http.listen(0, HOST, resolve))
+      return { http, compact: async () => false }
+    }
+    case 'sse-floor': {
+      // Every stream gets the sync event of an empty document, which is what a light reader waits for.
+      const sync: SyncEventData = { update: toBase64(Y.encodeStateAsUpdate(new Y.Doc())), stateVector: toBase64(Y.encodeStateVector(new Y.Doc())), resume: 'full' }
+      const data = JSON.stringify(sync)
+      const http = createServer((req, res) => {
+        const writer = startEventStream(req, res, null)
+        writer.send({ retry: 1000 })
+        writer.send({ event: SseEvent.sync, id: '0', data })
+      })
       await new Promise<void>(resolve => http.listen(0, HOST, resolve))
       return { http, compact: async () => false }
     }

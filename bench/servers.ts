@@ -14,13 +14,20 @@ import { cpuSeconds, memory, onServerCore, pin } from './proc.js'
 export const SYSTEMS = ['y-sse', 'y-websocket', 'hocuspocus'] as const
 export type System = typeof SYSTEMS[number]
 
+/**
+ * What a server child can run: a compared system, or the floor of an event stream on Node: a bare
+ * `node:http` server that starts each stream as y-sse does (same headers, socket settings and
+ * writer) and holds it, without Koa, a store or documents.
+ */
+export type ServerKind = System | 'sse-floor'
+
 /** y-sse store options a workload may set (deployment settings, the same for every document). */
 export type StoreTuning = Partial<Omit<StoreOptions, 'logger'>>
 
 /** What a server child starts (its argv[2], as JSON). */
 export type ServerSpec =
   | { system: 'y-sse'; redisUrl: string; prefix: string; store: StoreTuning }
-  | { system: 'y-websocket' | 'hocuspocus' }
+  | { system: 'y-websocket' | 'hocuspocus' | 'sse-floor' }
 
 type Request = { type: 'gc' } | { type: 'compact'; docId: string } | { type: 'traffic' }
 
@@ -48,7 +55,7 @@ export interface Usage {
 
 /** A running benchmarked server. */
 export interface BenchServer {
-  system: System
+  system: ServerKind
   /** `http://127.0.0.1:<port>` */
   url: string
   /** `ws://127.0.0.1:<port>` */
@@ -98,7 +105,7 @@ export const profileServersInto = (dir: string): void => {
 const EXIT_TIMEOUT_MS = 10_000
 
 /** Starts `system` in a child process; `store` tunes y-sse's store (compaction, tail). */
-export const startServer = async (system: System, redis: BenchRedis, store: StoreTuning = {}): Promise<BenchServer> => {
+export const startServer = async (system: ServerKind, redis: BenchRedis, store: StoreTuning = {}): Promise<BenchServer> => {
   const spec: ServerSpec = system === 'y-sse'
     ? { system, redisUrl: redis.server.url, prefix: `bench:${process.pid}:${++prefixes}:`, store }
     : { system }
@@ -138,7 +145,7 @@ export const startServer = async (system: System, redis: BenchRedis, store: Stor
   }
 }
 
-const requester = (child: ChildProcess, system: System): (request: Request) => Promise<Traffic> => {
+const requester = (child: ChildProcess, system: ServerKind): (request: Request) => Promise<Traffic> => {
   let ids = 0
   const pending = new Map<number, { resolve: (traffic: Traffic) => void; reject: (error: Error) => void }>()
   child.on('message', (message: ServerReply) => {

@@ -3,7 +3,7 @@
  * synchronous step, so no other event comes between its parts (a reader discards an event cut
  * off before its blank line), and `event:`/`id:` never contain CR or LF (field injection).
  */
-import type { ServerResponse } from 'node:http'
+import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Context } from 'koa'
 import type { Metrics } from './metrics.js'
 
@@ -144,17 +144,25 @@ export class SseWriter {
 }
 
 /**
- * Takes the response out of Koa's hands and starts an event stream on it: headers at once, events
- * as they come. Nothing reaches the client until Koa's middleware resolves otherwise.
+ * Starts an event stream on a plain Node response: headers at once, events as they come. Over
+ * HTTP/1.x the socket sends each write at once and never times out an idle stream.
+ */
+export const startEventStream = (req: IncomingMessage, res: ServerResponse, metrics: Metrics | null): SseWriter => {
+  if (req.httpVersionMajor < 2) {
+    // HTTP/2 streams share one socket, which the compatibility API does not let us touch.
+    req.socket.setNoDelay(true)
+    req.socket.setTimeout(0)
+    res.useChunkedEncodingByDefault = false
+  }
+  res.writeHead(200, eventStreamHeaders(req.httpVersionMajor))
+  return new SseWriter(res, metrics)
+}
+
+/**
+ * Takes the response out of Koa's hands and starts an event stream on it ({@link startEventStream}).
+ * Nothing reaches the client until Koa's middleware resolves otherwise.
  */
 export const openEventStream = (ctx: Context, metrics: Metrics | null): SseWriter => {
   ctx.respond = false
-  if (ctx.req.httpVersionMajor < 2) {
-    // HTTP/2 streams share one socket, which the compatibility API does not let us touch.
-    ctx.req.socket.setNoDelay(true)
-    ctx.req.socket.setTimeout(0)
-    ctx.res.useChunkedEncodingByDefault = false
-  }
-  ctx.res.writeHead(200, eventStreamHeaders(ctx.req.httpVersionMajor))
-  return new SseWriter(ctx.res, metrics)
+  return startEventStream(ctx.req, ctx.res, metrics)
 }

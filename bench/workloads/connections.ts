@@ -4,58 +4,75 @@
  * limit; each stream counts once its initial state arrived.
  */
 import { subscriber, type Subscriber } from '../clients.js'
-import { startServer } from '../servers.js'
-import { perSystem, type BenchContext, type WorkloadResult } from '../workload.js'
+import { startServer, type BenchServer } from '../servers.js'
+import { perSystem, type BenchContext, type Row, type WorkloadResult } from '../workload.js'
 
 const BATCH = 500
 const STREAMS_PER_DOC = 10
 const BATCH_TIMEOUT_MS = 30_000
 const TOTAL_TIMEOUT_MS = 120_000
+/** The floor row's variant: what any event stream on Node's HTTP server holds, whoever serves it. */
+const FLOOR = 'bare node:http event streams'
+
+/**
+ * Opens idle streams on `server` until `target`, a batch slower than {@link BATCH_TIMEOUT_MS} or
+ * {@link TOTAL_TIMEOUT_MS}; measures them and closes them.
+ */
+const holdStreams = async (context: BenchContext, server: BenchServer, target: number): Promise<Row['values']> => {
+  const open: Subscriber[] = []
+  try {
+    const prefix = `conn-${Date.now()}`
+    await server.gc()
+    const empty = server.usage().rss
+    const started = performance.now()
+    let stopped = ''
+    while (open.length < target && stopped === '') {
+      const batch: Subscriber[] = []
+      for (let i = open.length; i < Math.min(target, open.length + BATCH); i++) {
+        batch.push(subscriber(server, `${prefix}-${Math.floor(i / STREAMS_PER_DOC)}`, () => {}))
+      }
+      let timer: NodeJS.Timeout | undefined
+      const timeout = new Promise<never>((_resolve, reject) => { timer = setTimeout(() => reject(new Error(`a batch took over ${BATCH_TIMEOUT_MS / 1000} s`)), BATCH_TIMEOUT_MS) })
+      try {
+        await Promise.race([Promise.all(batch.map(s => s.ready)), timeout])
+        open.push(...batch)
+      } catch (error) {
+        for (const s of batch) s.close()
+        stopped = (error as Error).message
+      } finally {
+        clearTimeout(timer)
+      }
+      if (performance.now() - started > TOTAL_TIMEOUT_MS) stopped ||= `time limit of ${TOTAL_TIMEOUT_MS / 1000} s`
+    }
+    const seconds = (performance.now() - started) / 1000
+    await server.gc()
+    const { rss, peak } = server.usage()
+    context.log(`  ${server.system}: ${open.length} streams in ${seconds.toFixed(1)} s${stopped === '' ? '' : ` (stopped: ${stopped})`}`)
+    return { held: open.length, seconds, perStreamBytes: open.length === 0 ? null : (rss - empty) / open.length, rss, peakRss: peak, stopped: stopped === '' ? 'target reached' : stopped }
+  } finally {
+    for (const s of open) s.close()
+  }
+}
+
+/** The row of a server that is stopped once measured. */
+const measured = async (context: BenchContext, server: BenchServer, target: number): Promise<Row['values']> => {
+  try {
+    return await holdStreams(context, server, target)
+  } finally {
+    await server.stop()
+  }
+}
 
 export const connections = {
   id: 'connections',
   async run (context: BenchContext): Promise<WorkloadResult[]> {
     const target = context.settings.connections
-    const rows = await perSystem(context, async system => {
-      const server = await startServer(system, context.redis)
-      const open: Subscriber[] = []
-      try {
-        const prefix = `conn-${Date.now()}`
-        await server.gc()
-        const empty = server.usage().rss
-        const started = performance.now()
-        let stopped = ''
-        while (open.length < target && stopped === '') {
-          const batch: Subscriber[] = []
-          for (let i = open.length; i < Math.min(target, open.length + BATCH); i++) {
-            batch.push(subscriber(server, `${prefix}-${Math.floor(i / STREAMS_PER_DOC)}`, () => {}))
-          }
-          let timer: NodeJS.Timeout | undefined
-          const timeout = new Promise<never>((_resolve, reject) => { timer = setTimeout(() => reject(new Error(`a batch took over ${BATCH_TIMEOUT_MS / 1000} s`)), BATCH_TIMEOUT_MS) })
-          try {
-            await Promise.race([Promise.all(batch.map(s => s.ready)), timeout])
-            open.push(...batch)
-          } catch (error) {
-            for (const s of batch) s.close()
-            stopped = (error as Error).message
-          } finally {
-            clearTimeout(timer)
-          }
-          if (performance.now() - started > TOTAL_TIMEOUT_MS) stopped ||= `time limit of ${TOTAL_TIMEOUT_MS / 1000} s`
-        }
-        const seconds = (performance.now() - started) / 1000
-        await server.gc()
-        const { rss, peak } = server.usage()
-        context.log(`  ${system}: ${open.length} streams in ${seconds.toFixed(1)} s${stopped === '' ? '' : ` (stopped: ${stopped})`}`)
-        return [{
-          system,
-          values: { held: open.length, seconds, perStreamBytes: open.length === 0 ? null : (rss - empty) / open.length, rss, peakRss: peak, stopped: stopped === '' ? 'target reached' : stopped }
-        }]
-      } finally {
-        for (const s of open) s.close()
-        await server.stop()
-      }
-    })
+    const rows = await perSystem(context, async system => [{ system, values: await measured(context, await startServer(system, context.redis), target) }])
+    try {
+      rows.push({ system: 'floor', variant: FLOOR, values: await measured(context, await startServer('sse-floor', context.redis), target) })
+    } catch (error) {
+      rows.push({ system: 'floor', variant: FLOOR, values: {}, failure: (error as Error).message })
+    }
     return [{
       id: 'connections',
       title: `Connections: idle streams held by one instance (target ${target.toLocaleString('en-US')}, ${STREAMS_PER_DOC} per document)`,
@@ -69,7 +86,10 @@ export const connections = {
       ],
       rows,
       headline: ['perStreamBytes', 'seconds'],
-      notes: [`Streams open in batches of ${BATCH} from one client process on 127.0.0.1; a stream counts once its initial state arrived. The run stops at the target, at a batch slower than ${BATCH_TIMEOUT_MS / 1000} s, or after ${TOTAL_TIMEOUT_MS / 1000} s.`]
+      notes: [
+        `Streams open in batches of ${BATCH} from one client process on 127.0.0.1; a stream counts once its initial state arrived. The run stops at the target, at a batch slower than ${BATCH_TIMEOUT_MS / 1000} s, or after ${TOTAL_TIMEOUT_MS / 1000} s.`,
+        `floor · ${FLOOR}: a \`node:http\` server that starts each stream as y-sse does (the same headers, socket settings and event writer), sends the sync event of an empty document and holds the response, with no Koa, store or documents: what an event stream costs on Node's HTTP server, which a WebSocket server sheds at the upgrade.`
+      ]
     }]
   }
 }

@@ -6,7 +6,7 @@
  */
 import { tracePrefix } from '../../test/helpers/traces.js'
 import { syncClient } from '../clients.js'
-import { startServer } from '../servers.js'
+import { startServer, type BenchServer, type System } from '../servers.js'
 import { ConvergenceError, applyEdits, median, perSystem, waitForText, type BenchContext, type Row, type WorkloadResult } from '../workload.js'
 
 const CONVERGE_TIMEOUT_MS = 120_000
@@ -49,7 +49,7 @@ export const replay = {
         reader.destroy()
         // The writer stays: Hocuspocus (without a persistence extension) drops a document nobody is connected to.
         try {
-          coldRows.push(await coldSync(context, server, docId, expected))
+          coldRows.push(await coldSync(context, system, server, docId, expected))
         } catch (error) {
           context.log(`  ${system}: cold sync FAILED: ${(error as Error).message}`)
           coldRows.push({ system, values: {}, failure: (error as Error).message })
@@ -97,7 +97,7 @@ export const replay = {
 }
 
 /** Fresh clients join one after another; median time, bytes the server wrote, server CPU. */
-const coldSync = async (context: BenchContext, server: Awaited<ReturnType<typeof startServer>>, docId: string, expected: string): Promise<Row> => {
+const coldSync = async (context: BenchContext, system: System, server: BenchServer, docId: string, expected: string): Promise<Row> => {
   const times: number[] = []
   const bytes: number[] = []
   const cpuBefore = server.usage().cpu
@@ -106,13 +106,13 @@ const coldSync = async (context: BenchContext, server: Awaited<ReturnType<typeof
     const started = performance.now()
     const client = syncClient(server, docId)
     await client.whenSynced()
-    await waitForText(client.doc, expected, COLD_TIMEOUT_MS, `${server.system} cold client`)
+    await waitForText(client.doc, expected, COLD_TIMEOUT_MS, `${system} cold client`)
     times.push(performance.now() - started)
     bytes.push((await server.traffic()).written - traffic.written)
     client.destroy()
   }
   // /proc counts CPU in 10 ms ticks: average over all joins rather than take a median of ticks.
   const serverCpuMs = (server.usage().cpu - cpuBefore) * 1000 / COLD_SYNCS
-  context.log(`  ${server.system}: cold sync ${median(times).toFixed(1)} ms`)
-  return { system: server.system, values: { ms: median(times), bytes: median(bytes), serverCpuMs } }
+  context.log(`  ${system}: cold sync ${median(times).toFixed(1)} ms`)
+  return { system, values: { ms: median(times), bytes: median(bytes), serverCpuMs } }
 }
