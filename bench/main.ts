@@ -118,16 +118,26 @@ const floorLines = (): string[] => {
     .map(r => `trace replay vs the floor: ${r.system} ${((r.values.seconds as number) / floorSeconds).toFixed(2)}× the floor's ${floorSeconds.toFixed(2)} s`)
 }
 
-/** Memory per held stream against the floor of an event stream on Node's HTTP server. */
-const streamFloorLines = (): string[] => {
-  const rows = results.find(r => r.id === 'connections')?.rows ?? []
-  const floor = rows.find(r => r.system === 'floor')?.values.perStreamBytes
-  if (typeof floor !== 'number') return []
-  return rows.filter(r => r.system !== 'floor' && typeof r.values.perStreamBytes === 'number')
-    .map(r => `RSS per stream vs the node:http floor: ${r.system} ${((r.values.perStreamBytes as number) / floor).toFixed(2)}× the floor's ${(floor / 1000).toFixed(1)} KB`)
+/**
+ * `key` of every system's row in workload `id` against the floor row of the same variant (the bare
+ * `node:http` event streams of `sse-floor.ts`): how far each is from what any SSE server on Node pays.
+ */
+const vsFloorLines = (id: string, key: string, what: string, format: (value: number) => string): string[] => {
+  const rows = results.find(r => r.id === id)?.rows ?? []
+  return rows.flatMap(row => {
+    const floor = rows.find(r => r.system === 'floor' && r.variant === row.variant)?.values[key]
+    const value = row.values[key]
+    if (row.system === 'floor' || typeof floor !== 'number' || typeof value !== 'number') return []
+    const where = row.variant === undefined ? '' : ` (${row.variant})`
+    return [`${what}${where} vs the node:http floor: ${row.system} ${(value / floor).toFixed(2)}× the floor's ${format(floor)}`]
+  })
 }
 
-const report = markdown(info, results, [...floorLines(), ...streamFloorLines(), `whole run: ${((performance.now() - started) / 1000).toFixed(0)} s`])
+const report = markdown(info, results, [
+  ...floorLines(),
+  ...vsFloorLines('fanout', 'cpuPerDelivery', 'server CPU per delivery', value => `${value.toFixed(1)} µs`),
+  ...vsFloorLines('connections', 'perStreamBytes', 'RSS per stream', value => `${(value / 1000).toFixed(1)} KB`),
+  `whole run: ${((performance.now() - started) / 1000).toFixed(0)} s`])
 mkdirSync(resultsDir, { recursive: true })
 const stamp = info.date.replaceAll(':', '-').replace(/\.\d+Z$/, 'Z')
 const json = JSON.stringify({ info, settings, results }, null, 2)

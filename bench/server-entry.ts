@@ -10,11 +10,8 @@ import type { AddressInfo, Server, Socket } from 'node:net'
 import { createRequire } from 'node:module'
 import { WebSocketServer, type WebSocket } from 'ws'
 import { Server as HocuspocusServer } from '@hocuspocus/server'
-import * as Y from 'yjs'
 import { createSyncServer, RedisStore } from '../server/index.js'
-import { startEventStream } from '../server/sse.js'
-import { toBase64 } from '../shared/codec.js'
-import { SseEvent, type SyncEventData } from '../shared/protocol.js'
+import { createSseFloor } from './sse-floor.js'
 import type { ServerRequest, ServerReply, ServerSpec, Traffic } from './servers.js'
 
 const HOST = '127.0.0.1'
@@ -51,14 +48,7 @@ const start = async (spec: ServerSpec): Promise<Started> => {
       return { http, compact: async () => false }
     }
     case 'sse-floor': {
-      // Every stream gets the sync event of an empty document, which is what a light reader waits for.
-      const sync: SyncEventData = { update: toBase64(Y.encodeStateAsUpdate(new Y.Doc())), stateVector: toBase64(Y.encodeStateVector(new Y.Doc())), resume: 'full' }
-      const data = JSON.stringify(sync)
-      const http = createServer((req, res) => {
-        const writer = startEventStream(req, res, null)
-        writer.send({ retry: 1000 })
-        writer.send({ event: SseEvent.sync, id: '0', data })
-      })
+      const http = createSseFloor()
       await new Promise<void>(resolve => http.listen(0, HOST, resolve))
       return { http, compact: async () => false }
     }

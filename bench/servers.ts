@@ -14,11 +14,7 @@ import { cpuSeconds, memory, onServerCore, pin } from './proc.js'
 export const SYSTEMS = ['y-sse', 'y-websocket', 'hocuspocus'] as const
 export type System = typeof SYSTEMS[number]
 
-/**
- * What a server child can run: a compared system, or the floor of an event stream on Node: a bare
- * `node:http` server that starts each stream as y-sse does (same headers, socket settings and
- * writer) and holds it, without Koa, a store or documents.
- */
+/** What a server child can run: a compared system, or the floor of event streams on Node (`sse-floor.ts`). */
 export type ServerKind = System | 'sse-floor'
 
 /** y-sse store options a workload may set (deployment settings, the same for every document). */

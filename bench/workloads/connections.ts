@@ -11,8 +11,6 @@ const BATCH = 500
 const STREAMS_PER_DOC = 10
 const BATCH_TIMEOUT_MS = 30_000
 const TOTAL_TIMEOUT_MS = 120_000
-/** The floor row's variant: what any event stream on Node's HTTP server holds, whoever serves it. */
-const FLOOR = 'bare node:http event streams'
 
 /**
  * Opens idle streams on `server` until `target`, a batch slower than {@link BATCH_TIMEOUT_MS} or
@@ -69,9 +67,9 @@ export const connections = {
     const target = context.settings.connections
     const rows = await perSystem(context, async system => [{ system, values: await measured(context, await startServer(system, context.redis), target) }])
     try {
-      rows.push({ system: 'floor', variant: FLOOR, values: await measured(context, await startServer('sse-floor', context.redis), target) })
+      rows.push({ system: 'floor', values: await measured(context, await startServer('sse-floor', context.redis), target) })
     } catch (error) {
-      rows.push({ system: 'floor', variant: FLOOR, values: {}, failure: (error as Error).message })
+      rows.push({ system: 'floor', values: {}, failure: (error as Error).message })
     }
     return [{
       id: 'connections',
@@ -88,7 +86,7 @@ export const connections = {
       headline: ['perStreamBytes', 'seconds'],
       notes: [
         `Streams open in batches of ${BATCH} from one client process on 127.0.0.1; a stream counts once its initial state arrived. The run stops at the target, at a batch slower than ${BATCH_TIMEOUT_MS / 1000} s, or after ${TOTAL_TIMEOUT_MS / 1000} s.`,
-        `floor · ${FLOOR}: a \`node:http\` server that starts each stream as y-sse does (the same headers, socket settings and event writer), sends the sync event of an empty document and holds the response, with no Koa, store or documents: what an event stream costs on Node's HTTP server, which a WebSocket server sheds at the upgrade.`
+        'floor: a bare `node:http` server that starts each stream as y-sse does (the same headers, socket settings and event writer), sends the sync event of an empty document and holds the response, with no Koa, store or documents (`bench/sse-floor.ts`): what an event stream costs on Node\'s HTTP server, which a WebSocket server sheds at the upgrade.'
       ]
     }]
   }

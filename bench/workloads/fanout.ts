@@ -7,8 +7,9 @@
  */
 import { spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
-import { syncClient, subscriber, type Subscriber } from '../clients.js'
-import { startServer } from '../servers.js'
+import * as Y from 'yjs'
+import { postUpdate, syncClient, subscriber, type Subscriber } from '../clients.js'
+import { startServer, type BenchServer } from '../servers.js'
 import type { WriterReply, WriterRequest, WriterSpec } from '../writer-entry.js'
 import { ConvergenceError, now, perSystem, quantile, waitForText, waitUntil, type BenchContext, type Row, type WorkloadResult } from '../workload.js'
 
@@ -47,6 +48,121 @@ const startWriter = (spec: WriterSpec): { synced: Promise<void>; warm(): Promise
   }
 }
 
+/**
+ * What N subscribers received of `count` markers: when each marker reached each subscriber, and
+ * how many warm-up markers arrived.
+ */
+class Deliveries {
+  received = 0
+  duplicates = 0
+  private warm = 0
+  private readonly receivedAt: Float64Array
+
+  constructor (private readonly count: number, readonly subscribers: number) {
+    this.receivedAt = new Float64Array(count * subscribers).fill(NaN)
+  }
+
+  /** Records the markers in an update that subscriber `index` received now. */
+  record (index: number, update: Uint8Array): void {
+    const at = now()
+    const bytes = Buffer.from(update.buffer, update.byteOffset, update.length).toString('latin1')
+    this.warm += bytes.match(WARMUP_MARKER)?.length ?? 0
+    for (const match of bytes.matchAll(MARKER)) {
+      const slot = Number(match[1]) * this.subscribers + index
+      if (!Number.isNaN(this.receivedAt[slot])) {
+        this.duplicates++
+        continue
+      }
+      this.receivedAt[slot] = at
+      this.received++
+    }
+  }
+
+  /** Resolves once every subscriber got `warmup` warm-up markers. */
+  warmedUp (warmup: number): Promise<void> {
+    const expected = warmup * this.subscribers
+    return waitUntil(() => this.warm >= expected, DRAIN_TIMEOUT_MS, () => `${this.warm} of ${expected} warm-up deliveries`)
+  }
+
+  /** Resolves once every marker arrived everywhere, or after {@link DRAIN_TIMEOUT_MS}: what is missing then counts as lost. */
+  async drained (): Promise<void> {
+    const expected = this.count * this.subscribers
+    await waitUntil(() => this.received + this.duplicates >= expected, DRAIN_TIMEOUT_MS, () => '').catch(() => {})
+  }
+
+  /** Publish-to-receive latencies of every delivery (ms), sorted; `published`: when each marker was written. */
+  latencies (published: readonly number[]): Float64Array {
+    const latencies = new Float64Array(this.received)
+    let next = 0
+    for (let slot = 0; slot < this.receivedAt.length; slot++) {
+      const at = this.receivedAt[slot] as number
+      if (!Number.isNaN(at)) latencies[next++] = at - (published[Math.floor(slot / this.subscribers)] as number)
+    }
+    return latencies.sort()
+  }
+}
+
+/** Opens the light subscribers of `docId`, {@link OPEN_BATCH} at a time, counting what they receive. */
+const openSubscribers = async (server: BenchServer, docId: string, deliveries: Deliveries): Promise<Subscriber[]> => {
+  const subscribers: Subscriber[] = []
+  for (let first = 0; first < deliveries.subscribers; first += OPEN_BATCH) {
+    const batch: Subscriber[] = []
+    for (let index = first; index < Math.min(deliveries.subscribers, first + OPEN_BATCH); index++) {
+      batch.push(subscriber(server, docId, update => deliveries.record(index, update)))
+    }
+    await Promise.all(batch.map(s => s.ready))
+    subscribers.push(...batch)
+  }
+  return subscribers
+}
+
+/**
+ * The floor row for `n` subscribers: markers POSTed from this process at the same rate to the
+ * bare `node:http` server of `sse-floor.ts`, which fans each out. Only what the server pays is
+ * reported (its writer is not a provider in a process of its own, so no latencies).
+ */
+const floorRow = async (context: BenchContext, n: number, count: number, warmup: number): Promise<Row> => {
+  const server = await startServer('sse-floor', context.redis)
+  const subscribers: Subscriber[] = []
+  try {
+    const docId = `fanout-floor-${n}-${Date.now()}`
+    const deliveries = new Deliveries(count, n)
+    subscribers.push(...await openSubscribers(server, docId, deliveries))
+    const doc = new Y.Doc()
+    const text = doc.getText('t')
+    const publish = async (markers: number, marker: (seq: number) => string): Promise<void> => {
+      const started = performance.now()
+      for (let seq = 0; seq < markers; seq++) {
+        const wait = started + seq * 1000 / RATE_PER_SECOND - performance.now()
+        if (wait > 0) await new Promise(resolve => setTimeout(resolve, wait))
+        const before = Y.encodeStateVector(doc)
+        text.insert(text.length, marker(seq))
+        await postUpdate(server, docId, Y.encodeStateAsUpdate(doc, before))
+      }
+    }
+    await publish(warmup, seq => `{${seq}}`)
+    await deliveries.warmedUp(warmup)
+    const usage = server.usage()
+    const started = performance.now()
+    await publish(count, seq => `[${seq}]`)
+    await deliveries.drained()
+    const serverCpu = server.usage().cpu - usage.cpu
+    const wall = (performance.now() - started) / 1000
+    const { received, duplicates } = deliveries
+    context.log(`  floor, ${n} subscribers: ${(serverCpu * 1e6 / Math.max(1, received)).toFixed(1)} µs of server CPU per delivery`)
+    return {
+      system: 'floor',
+      variant: `${n.toLocaleString('en-US')} subscribers`,
+      values: { p50: null, p99: null, max: null, cpuPerDelivery: serverCpu * 1e6 / Math.max(1, received), lost: count * n - received, duplicated: duplicates, serverBusy: serverCpu / wall, clientBusy: null, peakRss: server.usage().peak }
+    }
+  } catch (error) {
+    return { system: 'floor', variant: `${n.toLocaleString('en-US')} subscribers`, values: {}, failure: (error as Error).message }
+  } finally {
+    for (const s of subscribers) s.close()
+    await server.stop()
+  }
+}
+
 export const fanout = {
   id: 'fanout',
   async run (context: BenchContext): Promise<WorkloadResult[]> {
@@ -64,43 +180,15 @@ export const fanout = {
           const writer = startWriter({ server, docId, count, warmup, ratePerSecond: RATE_PER_SECOND })
           stopWriter = writer.stop
           await writer.synced
-          const receivedAt = new Float64Array(count * n).fill(NaN)
-          let received = 0
-          let duplicates = 0
-          let warmedUp = 0
-          for (let first = 0; first < n; first += OPEN_BATCH) {
-            const batch: Subscriber[] = []
-            for (let index = first; index < Math.min(n, first + OPEN_BATCH); index++) {
-              batch.push(subscriber(server, docId, update => {
-                const at = now()
-                const bytes = Buffer.from(update.buffer, update.byteOffset, update.length).toString('latin1')
-                warmedUp += bytes.match(WARMUP_MARKER)?.length ?? 0
-                for (const match of bytes.matchAll(MARKER)) {
-                  const slot = Number(match[1]) * n + index
-                  if (!Number.isNaN(receivedAt[slot])) {
-                    duplicates++
-                    continue
-                  }
-                  receivedAt[slot] = at
-                  received++
-                }
-              }))
-            }
-            await Promise.all(batch.map(s => s.ready))
-            subscribers.push(...batch)
-          }
+          const deliveries = new Deliveries(count, n)
+          subscribers.push(...await openSubscribers(server, docId, deliveries))
           await writer.warm()
-          await waitUntil(() => warmedUp >= warmup * n, DRAIN_TIMEOUT_MS, () => `${warmedUp} of ${warmup * n} warm-up deliveries`)
+          await deliveries.warmedUp(warmup)
           const usage = server.usage()
           const cpuAtStart = process.cpuUsage()
           const started = performance.now()
           const { published, text } = await writer.run()
-          const expected = count * n
-          try {
-            await waitUntil(() => received + duplicates >= expected, DRAIN_TIMEOUT_MS, () => `${received} of ${expected} deliveries`)
-          } catch {
-            // Counted as lost below; the row still reports them.
-          }
+          await deliveries.drained()
           const serverCpu = server.usage().cpu - usage.cpu
           const clientCpu = process.cpuUsage(cpuAtStart)
           const wall = (performance.now() - started) / 1000
@@ -109,14 +197,9 @@ export const fanout = {
           await check.whenSynced()
           await waitForText(check.doc, text, DRAIN_TIMEOUT_MS, `${system} check reader`)
           check.destroy()
-          const latencies = new Float64Array(received)
-          let next = 0
-          for (let slot = 0; slot < receivedAt.length; slot++) {
-            const at = receivedAt[slot] as number
-            if (!Number.isNaN(at)) latencies[next++] = at - (published[Math.floor(slot / n)] as number)
-          }
-          const sorted = latencies.sort()
-          const lost = expected - received
+          const sorted = deliveries.latencies(published)
+          const { received, duplicates } = deliveries
+          const lost = count * n - received
           context.log(`  ${system}, ${n} subscribers: p50 ${quantile(sorted, 0.5).toFixed(1)} ms, p99 ${quantile(sorted, 0.99).toFixed(1)} ms, lost ${lost}, duplicated ${duplicates}`)
           if (system === 'y-sse' && (lost > 0 || duplicates > 0)) throw new ConvergenceError(`${lost} lost and ${duplicates} duplicated deliveries`)
           out.push({
@@ -142,6 +225,7 @@ export const fanout = {
       }
       return out
     })
+    for (const n of settings.subscribers) rows.push(await floorRow(context, n, count, warmup))
     rows.sort((a, b) => (a.variant ?? '').localeCompare(b.variant ?? '', 'en', { numeric: true }))
     return [{
       id: 'fanout',
@@ -163,7 +247,8 @@ export const fanout = {
         'Latency: from the writer\'s local edit to a subscriber finding its marker, over every delivery. The writer (a real provider) runs in its own process on the client core, the subscribers in the bench process; both read the same clock.',
         'Warm-up: every server is fresh for each row; the writer first publishes for the warm-up seconds (other markers, delivered to every subscriber, not measured), so the numbers are those of a server whose code is compiled, as after a few seconds of real traffic.',
         'Subscribers are light (raw SSE with eventsource-parser over node:http for y-sse; raw ws speaking the peer\'s protocol), all in the client process; "client core busy" is that process\'s CPU time over the wall time: near 1.0 would mean the client side limits the numbers.',
-        'Server CPU per delivery: the server\'s CPU time during the run (y-sse: plus Redis) over the deliveries. "Server core busy": the same CPU time over the wall time until every delivery arrived; near 1.0, the server\'s core is what limits the row.'
+        'Server CPU per delivery: the server\'s CPU time during the run (y-sse: plus Redis) over the deliveries. "Server core busy": the same CPU time over the wall time until every delivery arrived; near 1.0, the server\'s core is what limits the row.',
+        'floor: the bare `node:http` server of `bench/sse-floor.ts`, which answers each POST and writes its body to every stream of the document as one event framed once, as y-sse does, with no Koa, Redis, validation or storage; the bench process POSTs the markers at the same rate and warm-up (no latencies: its writer is not a provider in a process of its own). What any SSE server on Node pays per delivery.'
       ]
     }]
   }
