@@ -129,8 +129,11 @@ const providerClient = (server: BenchServer, docId: string, { observeSync = fals
   const doc = new Y.Doc()
   const common = { doc, messagesSent: () => observed.sent, lastSync: () => observed.sync }
   switch (server.system) {
-    case 'sse-floor':
-      throw new Error('the floor server only holds event streams')
+    case 'sse-floor': {
+      // The floor keeps nothing and sends nothing back: its client only writes, always "synced".
+      const writer = new FloorWriter(server, docId, doc, observed)
+      return { ...common, whenSynced: async () => {}, acked: () => writer.acked(), disconnect: () => {}, connect: () => {}, destroy: () => writer.destroy() }
+    }
     case 'y-sse': {
       const provider = new SseProvider(server.url, docId, doc, { fetch: instrumentedFetch(observed, observeSync) })
       return {
@@ -295,13 +298,56 @@ export const subscriber = (server: BenchServer, docId: string, onUpdate: OnUpdat
   }
 }
 
-/** POSTs one update to a y-sse server. */
+/** POSTs one update to a y-sse server (or the floor) with the provider's default `fetch`. */
 export const postUpdate = async (server: BenchServer, docId: string, update: Uint8Array): Promise<void> => {
-  const response = await fetch(`${server.url}${routes.updates(docId)}`, {
+  const response = await defaultFetch()(`${server.url}${routes.updates(docId)}`, {
     method: 'POST',
     headers: { 'Content-Type': BINARY_CONTENT_TYPE },
-    body: update as Uint8Array<ArrayBuffer>
+    body: update as Uint8Array<ArrayBuffer>,
+    // A POST that never gets its answer fails the workload instead of hanging it.
+    signal: AbortSignal.timeout(SYNC_TIMEOUT_MS)
   })
   await response.arrayBuffer()
   if (!response.ok) throw new Error(`POST ${docId}: HTTP ${response.status}`)
+}
+
+/**
+ * The floor's writer (`sse-floor.ts`): POSTs what its document changes as the provider's outbox
+ * does, one POST in flight and whatever accumulates meanwhile merged into the next, so that under
+ * load the floor's events carry several changes as y-sse's do.
+ */
+class FloorWriter {
+  private pending: Uint8Array[] = []
+  private inFlight = false
+  private failure: Error | null = null
+
+  constructor (private readonly server: BenchServer, private readonly docId: string, private readonly doc: Y.Doc, private readonly observed: Observed) {
+    doc.on('update', this.onUpdate)
+  }
+
+  /** Whether every change was POSTed and answered; throws once a POST failed. */
+  acked (): boolean {
+    if (this.failure !== null) throw this.failure
+    return !this.inFlight && this.pending.length === 0
+  }
+
+  destroy (): void {
+    this.doc.off('update', this.onUpdate)
+  }
+
+  private readonly onUpdate = (update: Uint8Array): void => {
+    this.pending.push(update)
+    this.flush()
+  }
+
+  private flush (): void {
+    if (this.inFlight || this.pending.length === 0) return
+    const update = Y.mergeUpdates(this.pending.splice(0))
+    this.inFlight = true
+    this.observed.sent++
+    postUpdate(this.server, this.docId, update).then(() => {
+      this.inFlight = false
+      this.flush()
+    }, (error: Error) => { this.failure = error })
+  }
 }

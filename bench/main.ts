@@ -120,7 +120,8 @@ const floorLines = (): string[] => {
 
 /**
  * `key` of every system's row in workload `id` against the floor row of the same variant (the bare
- * `node:http` event streams of `sse-floor.ts`): how far each is from what any SSE server on Node pays.
+ * `node:http` event streams of `sse-floor.ts`): for y-sse, how far it is from the least an SSE
+ * server on Node pays; for the peers, which need not pay it, how they compare with that least.
  */
 const vsFloorLines = (id: string, key: string, what: string, format: (value: number) => string): string[] => {
   const rows = results.find(r => r.id === id)?.rows ?? []
@@ -129,7 +130,7 @@ const vsFloorLines = (id: string, key: string, what: string, format: (value: num
     const value = row.values[key]
     if (row.system === 'floor' || typeof floor !== 'number' || typeof value !== 'number') return []
     const where = row.variant === undefined ? '' : ` (${row.variant})`
-    return [`${what}${where} vs the node:http floor: ${row.system} ${(value / floor).toFixed(2)}× the floor's ${format(floor)}`]
+    return [`${what}${where} vs the node:http SSE floor: ${row.system} ${(value / floor).toFixed(2)}× the floor's ${format(floor)}`]
   })
 }
 

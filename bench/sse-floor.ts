@@ -35,13 +35,20 @@ export const createSseFloor = (): Server => {
       res.writeHead(404).end()
       return
     }
+    if (req.method !== (kind === 'events' ? 'GET' : 'POST')) {
+      res.writeHead(405).end()
+      return
+    }
     if (kind === 'events') {
       const writer = startEventStream(req, res, null)
       writer.send({ retry: 1000 })
       writer.send({ event: SseEvent.sync, id: '0', data: SYNC })
       const held = streams.get(docId) ?? new Set()
       streams.set(docId, held.add(writer))
-      res.once('close', () => held.delete(writer))
+      res.once('close', () => {
+        held.delete(writer)
+        if (held.size === 0) streams.delete(docId)
+      })
       return
     }
     readBody(req).then(body => {

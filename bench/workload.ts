@@ -46,7 +46,10 @@ export interface Metric {
 
 /** One system's (or one system variant's) measurements. */
 export interface Row {
-  /** The system measured; `floor` for the in-process limit. */
+  /**
+   * The system measured; `floor` for a limit: the replay in one process (the floor workload), or
+   * the bare `node:http` event streams of `sse-floor.ts` (fan-out, connections).
+   */
   system: System | 'floor'
   /** Rows with the same variant are compared with each other, e.g. "1,000 missed". */
   variant?: string
@@ -97,6 +100,19 @@ export const waitUntil = async (condition: () => boolean, timeoutMs: number, wha
   while (!condition()) {
     if (performance.now() > deadline) throw new ConvergenceError(`not converged within ${timeoutMs / 1000} s: ${what()}`)
     await sleep(1)
+  }
+}
+
+/**
+ * Runs `step(seq)` for `seq` from 0 to `count - 1` at `ratePerSecond`, each when its time comes
+ * (a late step is not made up for by hurrying the next ones beyond their time).
+ */
+export const paced = async (count: number, ratePerSecond: number, step: (seq: number) => void | Promise<void>): Promise<void> => {
+  const started = performance.now()
+  for (let seq = 0; seq < count; seq++) {
+    const wait = started + seq * 1000 / ratePerSecond - performance.now()
+    if (wait > 0) await sleep(wait)
+    await step(seq)
   }
 }
 

@@ -9,7 +9,7 @@
  */
 import { syncClient } from './clients.js'
 import type { BenchServer } from './servers.js'
-import { now, waitUntil } from './workload.js'
+import { now, paced, waitUntil } from './workload.js'
 
 /** What the parent asks for (argv[2], as JSON). */
 export interface WriterSpec {
@@ -52,13 +52,10 @@ const text = writer.doc.getText('t')
 /** Appends `count` markers at the spec's rate; @returns when each was written. */
 const write = async (count: number, marker: (seq: number) => string): Promise<number[]> => {
   const published: number[] = []
-  const started = performance.now()
-  for (let seq = 0; seq < count; seq++) {
-    const wait = started + seq * 1000 / spec.ratePerSecond - performance.now()
-    if (wait > 0) await new Promise(resolve => setTimeout(resolve, wait))
+  await paced(count, spec.ratePerSecond, seq => {
     published.push(now())
     text.insert(text.length, marker(seq))
-  }
+  })
   await waitUntil(() => writer.acked(), 30_000, () => 'the writer\'s updates were not acknowledged')
   return published
 }

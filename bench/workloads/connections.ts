@@ -16,7 +16,7 @@ const TOTAL_TIMEOUT_MS = 120_000
  * Opens idle streams on `server` until `target`, a batch slower than {@link BATCH_TIMEOUT_MS} or
  * {@link TOTAL_TIMEOUT_MS}; measures them and closes them.
  */
-const holdStreams = async (context: BenchContext, server: BenchServer, target: number): Promise<Row['values']> => {
+const holdStreams = async (context: BenchContext, server: BenchServer, target: number, name: string): Promise<Row['values']> => {
   const open: Subscriber[] = []
   try {
     const prefix = `conn-${Date.now()}`
@@ -45,17 +45,17 @@ const holdStreams = async (context: BenchContext, server: BenchServer, target: n
     const seconds = (performance.now() - started) / 1000
     await server.gc()
     const { rss, peak } = server.usage()
-    context.log(`  ${server.system}: ${open.length} streams in ${seconds.toFixed(1)} s${stopped === '' ? '' : ` (stopped: ${stopped})`}`)
+    context.log(`  ${name}: ${open.length} streams in ${seconds.toFixed(1)} s${stopped === '' ? '' : ` (stopped: ${stopped})`}`)
     return { held: open.length, seconds, perStreamBytes: open.length === 0 ? null : (rss - empty) / open.length, rss, peakRss: peak, stopped: stopped === '' ? 'target reached' : stopped }
   } finally {
     for (const s of open) s.close()
   }
 }
 
-/** The row of a server that is stopped once measured. */
-const measured = async (context: BenchContext, server: BenchServer, target: number): Promise<Row['values']> => {
+/** Measures the streams `server` holds ({@link holdStreams}), then stops it; `name` names it in the log. */
+const measured = async (context: BenchContext, server: BenchServer, target: number, name: string): Promise<Row['values']> => {
   try {
-    return await holdStreams(context, server, target)
+    return await holdStreams(context, server, target, name)
   } finally {
     await server.stop()
   }
@@ -65,10 +65,11 @@ export const connections = {
   id: 'connections',
   async run (context: BenchContext): Promise<WorkloadResult[]> {
     const target = context.settings.connections
-    const rows = await perSystem(context, async system => [{ system, values: await measured(context, await startServer(system, context.redis), target) }])
+    const rows = await perSystem(context, async system => [{ system, values: await measured(context, await startServer(system, context.redis), target, system) }])
     try {
-      rows.push({ system: 'floor', values: await measured(context, await startServer('sse-floor', context.redis), target) })
+      rows.push({ system: 'floor', values: await measured(context, await startServer('sse-floor', context.redis), target, 'floor') })
     } catch (error) {
+      context.log(`  floor: FAILED: ${(error as Error).message}`)
       rows.push({ system: 'floor', values: {}, failure: (error as Error).message })
     }
     return [{
@@ -86,7 +87,7 @@ export const connections = {
       headline: ['perStreamBytes', 'seconds'],
       notes: [
         `Streams open in batches of ${BATCH} from one client process on 127.0.0.1; a stream counts once its initial state arrived. The run stops at the target, at a batch slower than ${BATCH_TIMEOUT_MS / 1000} s, or after ${TOTAL_TIMEOUT_MS / 1000} s.`,
-        'floor: a bare `node:http` server that starts each stream as y-sse does (the same headers, socket settings and event writer), sends the sync event of an empty document and holds the response, with no Koa, store or documents (`bench/sse-floor.ts`): what an event stream costs on Node\'s HTTP server, which a WebSocket server sheds at the upgrade.'
+        'floor: a bare `node:http` server that starts each stream as y-sse does (the same headers, socket settings and event writer), sends the sync event of an empty document and holds the response, with no Koa, store, documents or heartbeat timers (`bench/sse-floor.ts`): the least an event stream costs on Node\'s HTTP server, which keeps its request, response and parser for as long as the response is open, where a WebSocket server drops them at the upgrade.'
       ]
     }]
   }

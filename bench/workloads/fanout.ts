@@ -7,9 +7,8 @@
  */
 import { spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
-import * as Y from 'yjs'
-import { postUpdate, syncClient, subscriber, type Subscriber } from '../clients.js'
-import { startServer, type BenchServer } from '../servers.js'
+import { syncClient, subscriber, type Subscriber } from '../clients.js'
+import { startServer, type BenchServer, type ServerKind } from '../servers.js'
 import type { WriterReply, WriterRequest, WriterSpec } from '../writer-entry.js'
 import { ConvergenceError, now, perSystem, quantile, waitForText, waitUntil, type BenchContext, type Row, type WorkloadResult } from '../workload.js'
 
@@ -53,13 +52,28 @@ const startWriter = (spec: WriterSpec): { synced: Promise<void>; warm(): Promise
  * how many warm-up markers arrived.
  */
 class Deliveries {
-  received = 0
-  duplicates = 0
+  private receivedCount = 0
+  private duplicateCount = 0
   private warm = 0
   private readonly receivedAt: Float64Array
 
   constructor (private readonly count: number, readonly subscribers: number) {
     this.receivedAt = new Float64Array(count * subscribers).fill(NaN)
+  }
+
+  /** Markers that reached a subscriber, each counted once per subscriber. */
+  get received (): number {
+    return this.receivedCount
+  }
+
+  /** Markers that reached a subscriber again. */
+  get duplicates (): number {
+    return this.duplicateCount
+  }
+
+  /** Markers that never reached a subscriber. */
+  get lost (): number {
+    return this.count * this.subscribers - this.receivedCount
   }
 
   /** Records the markers in an update that subscriber `index` received now. */
@@ -70,11 +84,11 @@ class Deliveries {
     for (const match of bytes.matchAll(MARKER)) {
       const slot = Number(match[1]) * this.subscribers + index
       if (!Number.isNaN(this.receivedAt[slot])) {
-        this.duplicates++
+        this.duplicateCount++
         continue
       }
       this.receivedAt[slot] = at
-      this.received++
+      this.receivedCount++
     }
   }
 
@@ -87,7 +101,8 @@ class Deliveries {
   /** Resolves once every marker arrived everywhere, or after {@link DRAIN_TIMEOUT_MS}: what is missing then counts as lost. */
   async drained (): Promise<void> {
     const expected = this.count * this.subscribers
-    await waitUntil(() => this.received + this.duplicates >= expected, DRAIN_TIMEOUT_MS, () => '').catch(() => {})
+    // The timeout's error is not needed: the row reports what was lost.
+    await waitUntil(() => this.receivedCount + this.duplicateCount >= expected, DRAIN_TIMEOUT_MS, () => '').catch(() => {})
   }
 
   /** Publish-to-receive latencies of every delivery (ms), sorted; `published`: when each marker was written. */
@@ -117,51 +132,67 @@ const openSubscribers = async (server: BenchServer, docId: string, deliveries: D
 }
 
 /**
- * The floor row for `n` subscribers: markers POSTed from this process at the same rate to the
- * bare `node:http` server of `sse-floor.ts`, which fans each out. Only what the server pays is
- * reported (its writer is not a provider in a process of its own, so no latencies).
+ * One row: a fresh server of `kind`, its writer in a process of its own, `n` subscribers. Every
+ * marker must arrive exactly once at every subscriber (for y-sse and the floor; the peers' rows
+ * report what they lost), and, where the server keeps the document, a fresh reader must then
+ * hold what the writer wrote.
  */
-const floorRow = async (context: BenchContext, n: number, count: number, warmup: number): Promise<Row> => {
-  const server = await startServer('sse-floor', context.redis)
+const measure = async (context: BenchContext, kind: ServerKind, n: number, count: number, warmup: number): Promise<Row> => {
+  const server = await startServer(kind, context.redis)
   const subscribers: Subscriber[] = []
+  let stopWriter = (): void => {}
   try {
-    const docId = `fanout-floor-${n}-${Date.now()}`
+    const docId = `fanout-${n}-${Date.now()}`
+    const writer = startWriter({ server, docId, count, warmup, ratePerSecond: RATE_PER_SECOND })
+    stopWriter = writer.stop
+    await writer.synced
     const deliveries = new Deliveries(count, n)
     subscribers.push(...await openSubscribers(server, docId, deliveries))
-    const doc = new Y.Doc()
-    const text = doc.getText('t')
-    const publish = async (markers: number, marker: (seq: number) => string): Promise<void> => {
-      const started = performance.now()
-      for (let seq = 0; seq < markers; seq++) {
-        const wait = started + seq * 1000 / RATE_PER_SECOND - performance.now()
-        if (wait > 0) await new Promise(resolve => setTimeout(resolve, wait))
-        const before = Y.encodeStateVector(doc)
-        text.insert(text.length, marker(seq))
-        await postUpdate(server, docId, Y.encodeStateAsUpdate(doc, before))
-      }
-    }
-    await publish(warmup, seq => `{${seq}}`)
+    await writer.warm()
     await deliveries.warmedUp(warmup)
     const usage = server.usage()
+    const cpuAtStart = process.cpuUsage()
     const started = performance.now()
-    await publish(count, seq => `[${seq}]`)
+    const { published, text } = await writer.run()
     await deliveries.drained()
     const serverCpu = server.usage().cpu - usage.cpu
+    const clientCpu = process.cpuUsage(cpuAtStart)
     const wall = (performance.now() - started) / 1000
-    const { received, duplicates } = deliveries
-    context.log(`  floor, ${n} subscribers: ${(serverCpu * 1e6 / Math.max(1, received)).toFixed(1)} µs of server CPU per delivery`)
-    return {
-      system: 'floor',
-      variant: `${n.toLocaleString('en-US')} subscribers`,
-      values: { p50: null, p99: null, max: null, cpuPerDelivery: serverCpu * 1e6 / Math.max(1, received), lost: count * n - received, duplicated: duplicates, serverBusy: serverCpu / wall, clientBusy: null, peakRss: server.usage().peak }
+    if (kind !== 'sse-floor') {
+      // What everyone was sent must be what the writer holds (the floor keeps nothing to check).
+      const check = syncClient(server, docId)
+      await check.whenSynced()
+      await waitForText(check.doc, text, DRAIN_TIMEOUT_MS, `${kind} check reader`)
+      check.destroy()
     }
-  } catch (error) {
-    return { system: 'floor', variant: `${n.toLocaleString('en-US')} subscribers`, values: {}, failure: (error as Error).message }
+    const sorted = deliveries.latencies(published)
+    const { received, duplicates, lost } = deliveries
+    const system = kind === 'sse-floor' ? 'floor' : kind
+    context.log(`  ${system}, ${n} subscribers: p50 ${quantile(sorted, 0.5).toFixed(1)} ms, p99 ${quantile(sorted, 0.99).toFixed(1)} ms, lost ${lost}, duplicated ${duplicates}`)
+    if ((system === 'y-sse' || system === 'floor') && (lost > 0 || duplicates > 0)) throw new ConvergenceError(`${lost} lost and ${duplicates} duplicated deliveries`)
+    return {
+      system,
+      variant: variantOf(n),
+      values: {
+        p50: quantile(sorted, 0.5),
+        p99: quantile(sorted, 0.99),
+        max: sorted.at(-1) ?? NaN,
+        cpuPerDelivery: serverCpu * 1e6 / Math.max(1, received),
+        lost,
+        duplicated: duplicates,
+        serverBusy: serverCpu / wall,
+        clientBusy: (clientCpu.user + clientCpu.system) / 1e6 / wall,
+        peakRss: server.usage().peak
+      }
+    }
   } finally {
+    stopWriter()
     for (const s of subscribers) s.close()
     await server.stop()
   }
 }
+
+const variantOf = (n: number): string => `${n.toLocaleString('en-US')} subscribers`
 
 export const fanout = {
   id: 'fanout',
@@ -171,61 +202,17 @@ export const fanout = {
     const warmup = settings.fanoutWarmupSeconds * RATE_PER_SECOND
     const rows = await perSystem(context, async system => {
       const out: Row[] = []
-      for (const n of settings.subscribers) {
-        const server = await startServer(system, context.redis)
-        const subscribers: Subscriber[] = []
-        let stopWriter = (): void => {}
-        try {
-          const docId = `fanout-${n}-${Date.now()}`
-          const writer = startWriter({ server, docId, count, warmup, ratePerSecond: RATE_PER_SECOND })
-          stopWriter = writer.stop
-          await writer.synced
-          const deliveries = new Deliveries(count, n)
-          subscribers.push(...await openSubscribers(server, docId, deliveries))
-          await writer.warm()
-          await deliveries.warmedUp(warmup)
-          const usage = server.usage()
-          const cpuAtStart = process.cpuUsage()
-          const started = performance.now()
-          const { published, text } = await writer.run()
-          await deliveries.drained()
-          const serverCpu = server.usage().cpu - usage.cpu
-          const clientCpu = process.cpuUsage(cpuAtStart)
-          const wall = (performance.now() - started) / 1000
-          // What everyone was sent must be what the writer holds.
-          const check = syncClient(server, docId)
-          await check.whenSynced()
-          await waitForText(check.doc, text, DRAIN_TIMEOUT_MS, `${system} check reader`)
-          check.destroy()
-          const sorted = deliveries.latencies(published)
-          const { received, duplicates } = deliveries
-          const lost = count * n - received
-          context.log(`  ${system}, ${n} subscribers: p50 ${quantile(sorted, 0.5).toFixed(1)} ms, p99 ${quantile(sorted, 0.99).toFixed(1)} ms, lost ${lost}, duplicated ${duplicates}`)
-          if (system === 'y-sse' && (lost > 0 || duplicates > 0)) throw new ConvergenceError(`${lost} lost and ${duplicates} duplicated deliveries`)
-          out.push({
-            system,
-            variant: `${n.toLocaleString('en-US')} subscribers`,
-            values: {
-              p50: quantile(sorted, 0.5),
-              p99: quantile(sorted, 0.99),
-              max: sorted.at(-1) ?? NaN,
-              cpuPerDelivery: serverCpu * 1e6 / Math.max(1, received),
-              lost,
-              duplicated: duplicates,
-              serverBusy: serverCpu / wall,
-              clientBusy: (clientCpu.user + clientCpu.system) / 1e6 / wall,
-              peakRss: server.usage().peak
-            }
-          })
-        } finally {
-          stopWriter()
-          for (const s of subscribers) s.close()
-          await server.stop()
-        }
-      }
+      for (const n of settings.subscribers) out.push(await measure(context, system, n, count, warmup))
       return out
     })
-    for (const n of settings.subscribers) rows.push(await floorRow(context, n, count, warmup))
+    for (const n of settings.subscribers) {
+      try {
+        rows.push(await measure(context, 'sse-floor', n, count, warmup))
+      } catch (error) {
+        context.log(`  floor, ${n} subscribers: FAILED: ${(error as Error).message}`)
+        rows.push({ system: 'floor', variant: variantOf(n), values: {}, failure: (error as Error).message })
+      }
+    }
     rows.sort((a, b) => (a.variant ?? '').localeCompare(b.variant ?? '', 'en', { numeric: true }))
     return [{
       id: 'fanout',
@@ -248,7 +235,7 @@ export const fanout = {
         'Warm-up: every server is fresh for each row; the writer first publishes for the warm-up seconds (other markers, delivered to every subscriber, not measured), so the numbers are those of a server whose code is compiled, as after a few seconds of real traffic.',
         'Subscribers are light (raw SSE with eventsource-parser over node:http for y-sse; raw ws speaking the peer\'s protocol), all in the client process; "client core busy" is that process\'s CPU time over the wall time: near 1.0 would mean the client side limits the numbers.',
         'Server CPU per delivery: the server\'s CPU time during the run (y-sse: plus Redis) over the deliveries. "Server core busy": the same CPU time over the wall time until every delivery arrived; near 1.0, the server\'s core is what limits the row.',
-        'floor: the bare `node:http` server of `bench/sse-floor.ts`, which answers each POST and writes its body to every stream of the document as one event framed once, as y-sse does, with no Koa, Redis, validation or storage; the bench process POSTs the markers at the same rate and warm-up (no latencies: its writer is not a provider in a process of its own). What any SSE server on Node pays per delivery.'
+        'floor: the bare `node:http` server of `bench/sse-floor.ts`, which answers each POST and writes its body to every stream of the document as one event framed once, as y-sse does, with no Koa, Redis, validation, storage or heartbeats. Its writer, in a process of its own like the others, POSTs as the provider does (one POST in flight, what waits merged into the next), and nothing may be lost or duplicated. The least an SSE server on Node pays per delivery.'
       ]
     }]
   }
