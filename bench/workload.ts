@@ -132,6 +132,19 @@ export const quantile = (sorted: ArrayLike<number>, q: number): number =>
 
 export const median = (values: readonly number[]): number => quantile([...values].sort((a, b) => a - b), 0.5)
 
+/**
+ * The row of a floor (`variant`: the row's variant, if any), turning a failure into a row that
+ * says why: a floor that cannot be measured leaves the systems' rows as they are.
+ */
+export const floorRow = async (context: BenchContext, variant: string | undefined, measure: () => Promise<Row['values']>): Promise<Row> => {
+  try {
+    return { system: 'floor', variant, values: await measure() }
+  } catch (error) {
+    context.log(`  floor${variant === undefined ? '' : `, ${variant}`}: FAILED: ${(error as Error).message}`)
+    return { system: 'floor', variant, values: {}, failure: (error as Error).message }
+  }
+}
+
 /** Runs `body` for each system, turning a failure into a row that says why (the run then fails if it is y-sse's). */
 export const perSystem = async (
   context: BenchContext,

@@ -4,8 +4,8 @@
  * limit; each stream counts once its initial state arrived.
  */
 import { subscriber, type Subscriber } from '../clients.js'
-import { startServer, type BenchServer } from '../servers.js'
-import { perSystem, type BenchContext, type Row, type WorkloadResult } from '../workload.js'
+import { startServer, type ServerKind } from '../servers.js'
+import { floorRow, perSystem, type BenchContext, type Row, type WorkloadResult } from '../workload.js'
 
 const BATCH = 500
 const STREAMS_PER_DOC = 10
@@ -13,10 +13,11 @@ const BATCH_TIMEOUT_MS = 30_000
 const TOTAL_TIMEOUT_MS = 120_000
 
 /**
- * Opens idle streams on `server` until `target`, a batch slower than {@link BATCH_TIMEOUT_MS} or
- * {@link TOTAL_TIMEOUT_MS}; measures them and closes them.
+ * Starts a server of `kind` and opens idle streams on it until `target`, a batch slower than
+ * {@link BATCH_TIMEOUT_MS} or {@link TOTAL_TIMEOUT_MS}; measures them, closes them and stops it.
  */
-const holdStreams = async (context: BenchContext, server: BenchServer, target: number, name: string): Promise<Row['values']> => {
+const holdStreams = async (context: BenchContext, kind: ServerKind, target: number): Promise<Row['values']> => {
+  const server = await startServer(kind, context.redis)
   const open: Subscriber[] = []
   try {
     const prefix = `conn-${Date.now()}`
@@ -45,18 +46,10 @@ const holdStreams = async (context: BenchContext, server: BenchServer, target: n
     const seconds = (performance.now() - started) / 1000
     await server.gc()
     const { rss, peak } = server.usage()
-    context.log(`  ${name}: ${open.length} streams in ${seconds.toFixed(1)} s${stopped === '' ? '' : ` (stopped: ${stopped})`}`)
+    context.log(`  ${kind === 'sse-floor' ? 'floor' : kind}: ${open.length} streams in ${seconds.toFixed(1)} s${stopped === '' ? '' : ` (stopped: ${stopped})`}`)
     return { held: open.length, seconds, perStreamBytes: open.length === 0 ? null : (rss - empty) / open.length, rss, peakRss: peak, stopped: stopped === '' ? 'target reached' : stopped }
   } finally {
     for (const s of open) s.close()
-  }
-}
-
-/** Measures the streams `server` holds ({@link holdStreams}), then stops it; `name` names it in the log. */
-const measured = async (context: BenchContext, server: BenchServer, target: number, name: string): Promise<Row['values']> => {
-  try {
-    return await holdStreams(context, server, target, name)
-  } finally {
     await server.stop()
   }
 }
@@ -65,13 +58,8 @@ export const connections = {
   id: 'connections',
   async run (context: BenchContext): Promise<WorkloadResult[]> {
     const target = context.settings.connections
-    const rows = await perSystem(context, async system => [{ system, values: await measured(context, await startServer(system, context.redis), target, system) }])
-    try {
-      rows.push({ system: 'floor', values: await measured(context, await startServer('sse-floor', context.redis), target, 'floor') })
-    } catch (error) {
-      context.log(`  floor: FAILED: ${(error as Error).message}`)
-      rows.push({ system: 'floor', values: {}, failure: (error as Error).message })
-    }
+    const rows = await perSystem(context, async system => [{ system, values: await holdStreams(context, system, target) }])
+    rows.push(await floorRow(context, undefined, () => holdStreams(context, 'sse-floor', target)))
     return [{
       id: 'connections',
       title: `Connections: idle streams held by one instance (target ${target.toLocaleString('en-US')}, ${STREAMS_PER_DOC} per document)`,

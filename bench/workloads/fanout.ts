@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url'
 import { syncClient, subscriber, type Subscriber } from '../clients.js'
 import { startServer, type BenchServer, type ServerKind } from '../servers.js'
 import type { WriterReply, WriterRequest, WriterSpec } from '../writer-entry.js'
-import { ConvergenceError, now, perSystem, quantile, waitForText, waitUntil, type BenchContext, type Row, type WorkloadResult } from '../workload.js'
+import { ConvergenceError, floorRow, now, perSystem, quantile, waitForText, waitUntil, type BenchContext, type Row, type WorkloadResult } from '../workload.js'
 
 const RATE_PER_SECOND = 100
 /** How long after the last publish every subscriber must have everything. */
@@ -132,12 +132,12 @@ const openSubscribers = async (server: BenchServer, docId: string, deliveries: D
 }
 
 /**
- * One row: a fresh server of `kind`, its writer in a process of its own, `n` subscribers. Every
- * marker must arrive exactly once at every subscriber (for y-sse and the floor; the peers' rows
- * report what they lost), and, where the server keeps the document, a fresh reader must then
- * hold what the writer wrote.
+ * One row's values: a fresh server of `kind`, its writer in a process of its own, `n`
+ * subscribers. Every marker must arrive exactly once at every subscriber (for y-sse and the floor;
+ * the peers' rows report what they lost), and, where the server keeps the document, a fresh reader
+ * must then hold what the writer wrote.
  */
-const measure = async (context: BenchContext, kind: ServerKind, n: number, count: number, warmup: number): Promise<Row> => {
+const measure = async (context: BenchContext, kind: ServerKind, n: number, count: number, warmup: number): Promise<Row['values']> => {
   const server = await startServer(kind, context.redis)
   const subscribers: Subscriber[] = []
   let stopWriter = (): void => {}
@@ -167,23 +167,18 @@ const measure = async (context: BenchContext, kind: ServerKind, n: number, count
     }
     const sorted = deliveries.latencies(published)
     const { received, duplicates, lost } = deliveries
-    const system = kind === 'sse-floor' ? 'floor' : kind
-    context.log(`  ${system}, ${n} subscribers: p50 ${quantile(sorted, 0.5).toFixed(1)} ms, p99 ${quantile(sorted, 0.99).toFixed(1)} ms, lost ${lost}, duplicated ${duplicates}`)
-    if ((system === 'y-sse' || system === 'floor') && (lost > 0 || duplicates > 0)) throw new ConvergenceError(`${lost} lost and ${duplicates} duplicated deliveries`)
+    context.log(`  ${kind === 'sse-floor' ? 'floor' : kind}, ${n} subscribers: p50 ${quantile(sorted, 0.5).toFixed(1)} ms, p99 ${quantile(sorted, 0.99).toFixed(1)} ms, lost ${lost}, duplicated ${duplicates}`)
+    if ((kind === 'y-sse' || kind === 'sse-floor') && (lost > 0 || duplicates > 0)) throw new ConvergenceError(`${lost} lost and ${duplicates} duplicated deliveries`)
     return {
-      system,
-      variant: variantOf(n),
-      values: {
-        p50: quantile(sorted, 0.5),
-        p99: quantile(sorted, 0.99),
-        max: sorted.at(-1) ?? NaN,
-        cpuPerDelivery: serverCpu * 1e6 / Math.max(1, received),
-        lost,
-        duplicated: duplicates,
-        serverBusy: serverCpu / wall,
-        clientBusy: (clientCpu.user + clientCpu.system) / 1e6 / wall,
-        peakRss: server.usage().peak
-      }
+      p50: quantile(sorted, 0.5),
+      p99: quantile(sorted, 0.99),
+      max: sorted.at(-1) ?? NaN,
+      cpuPerDelivery: serverCpu * 1e6 / Math.max(1, received),
+      lost,
+      duplicated: duplicates,
+      serverBusy: serverCpu / wall,
+      clientBusy: (clientCpu.user + clientCpu.system) / 1e6 / wall,
+      peakRss: server.usage().peak
     }
   } finally {
     stopWriter()
@@ -202,17 +197,10 @@ export const fanout = {
     const warmup = settings.fanoutWarmupSeconds * RATE_PER_SECOND
     const rows = await perSystem(context, async system => {
       const out: Row[] = []
-      for (const n of settings.subscribers) out.push(await measure(context, system, n, count, warmup))
+      for (const n of settings.subscribers) out.push({ system, variant: variantOf(n), values: await measure(context, system, n, count, warmup) })
       return out
     })
-    for (const n of settings.subscribers) {
-      try {
-        rows.push(await measure(context, 'sse-floor', n, count, warmup))
-      } catch (error) {
-        context.log(`  floor, ${n} subscribers: FAILED: ${(error as Error).message}`)
-        rows.push({ system: 'floor', variant: variantOf(n), values: {}, failure: (error as Error).message })
-      }
-    }
+    for (const n of settings.subscribers) rows.push(await floorRow(context, variantOf(n), () => measure(context, 'sse-floor', n, count, warmup)))
     rows.sort((a, b) => (a.variant ?? '').localeCompare(b.variant ?? '', 'en', { numeric: true }))
     return [{
       id: 'fanout',
