@@ -17,6 +17,9 @@ export type System = typeof SYSTEMS[number]
 /** What a server child can run: a compared system, or the floor of event streams on Node (`sse-floor.ts`). */
 export type ServerKind = System | 'sse-floor'
 
+/** The name a server of `kind` goes by in rows and logs: the floor's is `floor`. */
+export const rowSystem = (kind: ServerKind): System | 'floor' => kind === 'sse-floor' ? 'floor' : kind
+
 /** y-sse store options a workload may set (deployment settings, the same for every document). */
 export type StoreTuning = Partial<Omit<StoreOptions, 'logger'>>
 

@@ -4,7 +4,7 @@
  * limit; each stream counts once its initial state arrived.
  */
 import { subscriber, type Subscriber } from '../clients.js'
-import { startServer, type ServerKind } from '../servers.js'
+import { rowSystem, startServer, type ServerKind } from '../servers.js'
 import { floorRow, perSystem, type BenchContext, type Row, type WorkloadResult } from '../workload.js'
 
 const BATCH = 500
@@ -46,7 +46,7 @@ const holdStreams = async (context: BenchContext, kind: ServerKind, target: numb
     const seconds = (performance.now() - started) / 1000
     await server.gc()
     const { rss, peak } = server.usage()
-    context.log(`  ${kind === 'sse-floor' ? 'floor' : kind}: ${open.length} streams in ${seconds.toFixed(1)} s${stopped === '' ? '' : ` (stopped: ${stopped})`}`)
+    context.log(`  ${rowSystem(kind)}: ${open.length} streams in ${seconds.toFixed(1)} s${stopped === '' ? '' : ` (stopped: ${stopped})`}`)
     return { held: open.length, seconds, perStreamBytes: open.length === 0 ? null : (rss - empty) / open.length, rss, peakRss: peak, stopped: stopped === '' ? 'target reached' : stopped }
   } finally {
     for (const s of open) s.close()

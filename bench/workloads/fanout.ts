@@ -8,7 +8,7 @@
 import { spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { syncClient, subscriber, type Subscriber } from '../clients.js'
-import { startServer, type BenchServer, type ServerKind } from '../servers.js'
+import { rowSystem, startServer, type BenchServer, type ServerKind } from '../servers.js'
 import type { WriterReply, WriterRequest, WriterSpec } from '../writer-entry.js'
 import { ConvergenceError, floorRow, now, perSystem, quantile, waitForText, waitUntil, type BenchContext, type Row, type WorkloadResult } from '../workload.js'
 
@@ -73,7 +73,12 @@ class Deliveries {
 
   /** Markers that never reached a subscriber. */
   get lost (): number {
-    return this.count * this.subscribers - this.receivedCount
+    return this.expected - this.receivedCount
+  }
+
+  /** Every marker at every subscriber. */
+  private get expected (): number {
+    return this.count * this.subscribers
   }
 
   /** Records the markers in an update that subscriber `index` received now. */
@@ -100,9 +105,8 @@ class Deliveries {
 
   /** Resolves once every marker arrived everywhere, or after {@link DRAIN_TIMEOUT_MS}: what is missing then counts as lost. */
   async drained (): Promise<void> {
-    const expected = this.count * this.subscribers
     // The timeout's error is not needed: the row reports what was lost.
-    await waitUntil(() => this.receivedCount + this.duplicateCount >= expected, DRAIN_TIMEOUT_MS, () => '').catch(() => {})
+    await waitUntil(() => this.receivedCount + this.duplicateCount >= this.expected, DRAIN_TIMEOUT_MS, () => '').catch(() => {})
   }
 
   /** Publish-to-receive latencies of every delivery (ms), sorted; `published`: when each marker was written. */
@@ -167,7 +171,7 @@ const measure = async (context: BenchContext, kind: ServerKind, n: number, count
     }
     const sorted = deliveries.latencies(published)
     const { received, duplicates, lost } = deliveries
-    context.log(`  ${kind === 'sse-floor' ? 'floor' : kind}, ${n} subscribers: p50 ${quantile(sorted, 0.5).toFixed(1)} ms, p99 ${quantile(sorted, 0.99).toFixed(1)} ms, lost ${lost}, duplicated ${duplicates}`)
+    context.log(`  ${rowSystem(kind)}, ${n} subscribers: p50 ${quantile(sorted, 0.5).toFixed(1)} ms, p99 ${quantile(sorted, 0.99).toFixed(1)} ms, lost ${lost}, duplicated ${duplicates}`)
     if ((kind === 'y-sse' || kind === 'sse-floor') && (lost > 0 || duplicates > 0)) throw new ConvergenceError(`${lost} lost and ${duplicates} duplicated deliveries`)
     return {
       p50: quantile(sorted, 0.5),

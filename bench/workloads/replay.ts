@@ -6,7 +6,7 @@
  */
 import { tracePrefix } from '../../test/helpers/traces.js'
 import { syncClient } from '../clients.js'
-import { startServer, type BenchServer, type System } from '../servers.js'
+import { rowSystem, startServer, type BenchServer } from '../servers.js'
 import { ConvergenceError, applyEdits, median, perSystem, waitForText, type BenchContext, type Row, type WorkloadResult } from '../workload.js'
 
 const CONVERGE_TIMEOUT_MS = 120_000
@@ -49,7 +49,7 @@ export const replay = {
         reader.destroy()
         // The writer stays: Hocuspocus (without a persistence extension) drops a document nobody is connected to.
         try {
-          coldRows.push(await coldSync(context, system, server, docId, expected))
+          coldRows.push(await coldSync(context, server, docId, expected))
         } catch (error) {
           context.log(`  ${system}: cold sync FAILED: ${(error as Error).message}`)
           coldRows.push({ system, values: {}, failure: (error as Error).message })
@@ -97,7 +97,8 @@ export const replay = {
 }
 
 /** Fresh clients join one after another; median time, bytes the server wrote, server CPU. */
-const coldSync = async (context: BenchContext, system: System, server: BenchServer, docId: string, expected: string): Promise<Row> => {
+const coldSync = async (context: BenchContext, server: BenchServer, docId: string, expected: string): Promise<Row> => {
+  const system = rowSystem(server.system)
   const times: number[] = []
   const bytes: number[] = []
   const cpuBefore = server.usage().cpu
