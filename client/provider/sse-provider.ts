@@ -360,9 +360,9 @@ export class SseProvider<State extends object = any> extends ObservableV2<SsePro
     super.destroy()
   }
 
-  private readonly onDocUpdate = (update: Uint8Array, origin: unknown): void => {
+  private readonly onDocUpdate = (update: Uint8Array, origin: unknown, _doc: Y.Doc, transaction: Y.Transaction): void => {
     // Updates this provider applied came from the server: never echo them back.
-    if (origin !== this) this.outbox.add(update)
+    if (origin !== this) this.outbox.add(update, transaction)
   }
 
   private readonly onDocDestroy = (): void => this.destroy()
