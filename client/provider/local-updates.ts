@@ -1,25 +1,26 @@
 /**
- * Merging a client's own consecutive updates by concatenation. A V1 update is the structs of each
+ * Merging a document's consecutive updates by concatenation. A V1 update is the structs of each
  * client (a count, the client, the first clock, then each struct written on its own), then a
  * delete set. A local transaction adds structs of one client only, starting where the previous
  * one ended, so consecutive local updates merge by joining their struct bytes under one header
  * and uniting their delete sets: no struct is decoded or encoded again, where `Y.mergeUpdates`
  * decodes and re-encodes every one (it was the largest cost of a fast typist's provider).
  */
-import type * as Y from 'yjs'
+import * as Y from 'yjs'
 import * as decoding from 'lib0/decoding'
 import * as encoding from 'lib0/encoding'
 
 /** Deleted ranges by client: `[clock, length]`, sorted by clock, neither overlapping nor touching. */
 type DeleteRanges = Map<number, Array<[number, number]>>
 
-/** A local update taken apart, for {@link concatLocalUpdates}. */
+/** A transaction's update taken apart, for {@link concatLocalUpdates}. */
 export interface LocalUpdate {
   update: Uint8Array
-  /** The client whose structs it holds, `null` when it holds deletions only. */
+  /** The client whose structs it holds, `null` when it holds deletions only (`from` and `to` are then 0). */
   client: number | null
-  /** The clock of its first struct, and the clock after its last. */
+  /** The clock of its first struct. */
   from: number
+  /** The clock after its last struct. */
   to: number
   structCount: number
   /** Where the structs' own bytes are in `update`: after the header, before the delete set. */
@@ -55,7 +56,10 @@ const varUintLength = (n: number): number => {
 /** Clients of a delete set in the order Yjs writes them: highest first. */
 const clientsInOrder = (deletes: DeleteRanges): number[] => [...deletes.keys()].sort((a, b) => b - a)
 
-/** How many bytes at the end of `update` are `deletes` as Yjs writes them, or -1 when they are not. */
+/**
+ * How many bytes at the end of `update` are `deletes` as Yjs writes them, or -1 when they are not.
+ * Read back rather than encoded and compared: this runs for every transaction of a typist.
+ */
 const deletesLength = (update: Uint8Array, deletes: DeleteRanges): number => {
   if (deletes.size === 0) return update[update.length - 1] === 0 ? 1 : -1
   const clients = clientsInOrder(deletes)
@@ -80,9 +84,10 @@ const deletesLength = (update: Uint8Array, deletes: DeleteRanges): number => {
 }
 
 /**
- * Takes apart the V1 update a local transaction produced (`doc.on('update')` hands both), or
- * returns `null` when it is not the simple kind: structs of more than one client, or a layout other
- * than the one read here (checked against the transaction, never assumed).
+ * Takes apart the V1 update a transaction produced (`doc.on('update')` hands both), or returns
+ * `null` when it is not the simple kind: structs of more than one client, a layout other than the
+ * one read here (checked against the transaction, never assumed), or structs written after the
+ * transaction ended (an observer's nested transaction, which Yjs writes into this update too).
  */
 export const splitLocalUpdate = (update: Uint8Array, transaction: Y.Transaction): LocalUpdate | null => {
   let deletes = NO_DELETES
@@ -103,6 +108,8 @@ export const splitLocalUpdate = (update: Uint8Array, transaction: Y.Transaction)
   const from = decoding.readVarUint(decoder)
   const to = transaction.afterState.get(client)
   if (from !== (transaction.beforeState.get(client) ?? 0) || to === undefined || to <= from || structCount === 0 || decoder.pos >= deletesStart) return null
+  // Yjs writes the client's structs up to the store's end, which an observer may have moved past `to`.
+  if (Y.getState(transaction.doc.store, client) !== to) return null
   return { update, client, from, to, structCount, structsStart: decoder.pos, structsEnd: deletesStart, deletes }
 }
 
@@ -154,7 +161,7 @@ export const concatLocalUpdates = (parts: readonly LocalUpdate[]): LocalUpdate |
   }
   const structsStart = encoding.length(encoder)
   for (const part of parts) {
-    for (let i = part.structsStart; i < part.structsEnd; i++) encoding.write(encoder, part.update[i] as number)
+    encoding.writeUint8Array(encoder, part.update.subarray(part.structsStart, part.structsEnd))
   }
   const structsEnd = encoding.length(encoder)
   const deletes = uniteDeletes(parts)

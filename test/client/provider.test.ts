@@ -283,6 +283,38 @@ describe('SseProvider', () => {
     expect(log.count('POST', '/updates')).toBe(2)
   })
 
+  it('sends a queued burst whose edits an observer rewrites as they are typed, and the edits after it', async () => {
+    const server = await startServer()
+    const docId = uniqueDocId('burst-normalized')
+    let release!: () => void
+    const held = new Promise<void>(resolve => { release = resolve })
+    let posts = 0
+    const writer = provider(server, docId, { fetch: async (url, init) => {
+      if (init.method === 'POST' && posts++ === 0) await held
+      return defaultFetch()(url, init)
+    } })
+    await writer.whenSynced()
+    const t = writer.doc.getText('t')
+    // As an editor normalizes: the observer's transaction runs inside the one that typed the mark.
+    t.observe(() => {
+      const at = t.toString().indexOf('#')
+      if (at < 0) return
+      writer.doc.transact(() => {
+        t.delete(at, 1)
+        t.insert(at, '*')
+      })
+    })
+    for (let i = 0; i < 300; i++) t.insert(t.length, i % 10 === 9 ? '#' : 'a')
+    release()
+    await waitAcked(writer)
+    expect((await serverDoc(server, docId)).getText('t').toString()).toBe(t.toString())
+    t.insert(0, 'after ')
+    await waitAcked(writer)
+    const onServer = (await serverDoc(server, docId)).getText('t').toString()
+    expect(onServer).toBe(t.toString())
+    expect(onServer.startsWith('after aaaaaaaaa*')).toBe(true)
+  })
+
   it('keeps each POST of a queued burst within maxBatchBytes', async () => {
     const server = await startServer()
     const docId = uniqueDocId('burst-bytes')
