@@ -15,6 +15,7 @@ type DeleteRanges = Map<number, Array<[number, number]>>
 
 /** A transaction's update taken apart, for {@link concatLocalUpdates}. */
 export interface LocalUpdate {
+  /** The whole update, in format V1. */
   update: Uint8Array
   /** The client whose structs it holds, `null` when it holds deletions only (`from` and `to` are then 0). */
   client: number | null
@@ -22,11 +23,20 @@ export interface LocalUpdate {
   from: number
   /** The clock after its last struct. */
   to: number
+  /** How many structs it holds (the header's count). */
   structCount: number
-  /** Where the structs' own bytes are in `update`: after the header, before the delete set. */
+  /** Where the structs' own bytes start in `update`: after the header. */
   structsStart: number
+  /** Where they end: at the delete set. */
   structsEnd: number
+  /** Its delete set. */
   deletes: DeleteRanges
+}
+
+/** An update, with its parts when it was taken apart ({@link splitLocalUpdate}). */
+export interface QueuedUpdate {
+  update: Uint8Array
+  local: LocalUpdate | null
 }
 
 const encodeDeletes = (encoder: encoding.Encoder, deletes: DeleteRanges): void => {
@@ -90,6 +100,9 @@ const deletesLength = (update: Uint8Array, deletes: DeleteRanges): number => {
  * transaction ended (an observer's nested transaction, which Yjs writes into this update too).
  */
 export const splitLocalUpdate = (update: Uint8Array, transaction: Y.Transaction): LocalUpdate | null => {
+  const decoder = decoding.createDecoder(update)
+  const clients = decoding.readVarUint(decoder)
+  if (clients > 1) return null
   let deletes = NO_DELETES
   if (transaction.deleteSet.clients.size > 0) {
     deletes = new Map()
@@ -97,12 +110,10 @@ export const splitLocalUpdate = (update: Uint8Array, transaction: Y.Transaction)
   }
   const deletesStart = update.length - deletesLength(update, deletes)
   if (deletesStart > update.length) return null
-  const decoder = decoding.createDecoder(update)
-  const clients = decoding.readVarUint(decoder)
-  if (clients === 0 && decoder.pos === deletesStart) {
+  if (clients === 0) {
+    if (decoder.pos !== deletesStart) return null
     return { update, client: null, from: 0, to: 0, structCount: 0, structsStart: deletesStart, structsEnd: deletesStart, deletes }
   }
-  if (clients !== 1) return null
   const structCount = decoding.readVarUint(decoder)
   const client = decoding.readVarUint(decoder)
   const from = decoding.readVarUint(decoder)
@@ -140,24 +151,29 @@ const uniteDeletes = (parts: readonly LocalUpdate[]): DeleteRanges => {
  * `null` when their structs are not one client's unbroken run (another client's, or a gap).
  */
 export const concatLocalUpdates = (parts: readonly LocalUpdate[]): LocalUpdate | null => {
-  let head: LocalUpdate | null = null
+  let client: number | null = null
+  let from = 0
   let to = 0
   let structCount = 0
   for (const part of parts) {
     if (part.client === null) continue
-    if (head === null) head = part
-    else if (part.client !== head.client || part.from !== to) return null
+    if (client === null) {
+      client = part.client
+      from = part.from
+    } else if (part.client !== client || part.from !== to) {
+      return null
+    }
     to = part.to
     structCount += part.structCount
   }
   const encoder = encoding.createEncoder()
-  if (head === null) {
+  if (client === null) {
     encoding.writeVarUint(encoder, 0)
   } else {
     encoding.writeVarUint(encoder, 1)
     encoding.writeVarUint(encoder, structCount)
-    encoding.writeVarUint(encoder, head.client as number)
-    encoding.writeVarUint(encoder, head.from)
+    encoding.writeVarUint(encoder, client)
+    encoding.writeVarUint(encoder, from)
   }
   const structsStart = encoding.length(encoder)
   for (const part of parts) {
@@ -166,5 +182,16 @@ export const concatLocalUpdates = (parts: readonly LocalUpdate[]): LocalUpdate |
   const structsEnd = encoding.length(encoder)
   const deletes = uniteDeletes(parts)
   encodeDeletes(encoder, deletes)
-  return { update: encoding.toUint8Array(encoder), client: head?.client ?? null, from: head?.from ?? 0, to, structCount, structsStart, structsEnd, deletes }
+  return { update: encoding.toUint8Array(encoder), client, from, to, structCount, structsStart, structsEnd, deletes }
+}
+
+/**
+ * Merges updates, oldest first: by {@link concatLocalUpdates} when every one was taken apart and
+ * they are one client's unbroken run (the result is then taken apart too), else with
+ * `Y.mergeUpdates`.
+ */
+export const mergeQueued = (queued: readonly QueuedUpdate[]): QueuedUpdate => {
+  const locals = queued.map(q => q.local)
+  const local = locals.every((part): part is LocalUpdate => part !== null) ? concatLocalUpdates(locals) : null
+  return { update: local?.update ?? Y.mergeUpdates(queued.map(q => q.update)), local }
 }

@@ -6,17 +6,17 @@
  */
 import * as Y from 'yjs'
 import { Backoff } from './backoff.js'
-import { concatLocalUpdates, splitLocalUpdate, type LocalUpdate } from './local-updates.js'
+import { mergeQueued, splitLocalUpdate, type QueuedUpdate } from './local-updates.js'
 import { remedyFor, type ConnectionError, type RequestFailure } from './transport.js'
 
-/** Updates not yet acknowledged, and how many local changes they carry. */
-interface Batch {
-  update: Uint8Array
+/**
+ * Updates not yet acknowledged (taken apart when they are one unbroken run of this client's
+ * structs: merging such runs is a concatenation), and how many local changes they carry.
+ */
+interface Batch extends QueuedUpdate {
   changes: number
   /** How many times {@link MERGE_FAN_IN} batches were merged to make it; `Infinity`: not folded again (a POST's batch, a resume's diff). */
   level: number
-  /** The update taken apart, when it is one unbroken run of this client's structs: merging runs is a concatenation. */
-  local: LocalUpdate | null
 }
 
 /** What the outbox needs from the provider. */
@@ -140,10 +140,7 @@ export class Outbox {
 
   private merge (batches: Batch[]): Batch {
     if (batches.length === 1) return batches[0] as Batch
-    const changes = batches.reduce((sum, b) => sum + b.changes, 0)
-    const runs = batches.map(b => b.local)
-    const local = runs.every(run => run !== null) ? concatLocalUpdates(runs as LocalUpdate[]) : null
-    return { update: local?.update ?? Y.mergeUpdates(batches.map(b => b.update)), changes, level: Infinity, local }
+    return { ...mergeQueued(batches), changes: batches.reduce((sum, b) => sum + b.changes, 0), level: Infinity }
   }
 
   private settle (batch: Batch, failure: RequestFailure | null): void {

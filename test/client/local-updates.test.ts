@@ -5,7 +5,7 @@
 import * as Y from 'yjs'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { concatLocalUpdates, splitLocalUpdate, type LocalUpdate } from '../../client/provider/local-updates.js'
+import { concatLocalUpdates, mergeQueued, splitLocalUpdate, type LocalUpdate, type QueuedUpdate } from '../../client/provider/local-updates.js'
 
 type Edit =
   | { kind: 'insert'; at: number; text: string }
@@ -93,26 +93,15 @@ const normalizing = (doc: Y.Doc): void => {
   })
 }
 
-interface Part {
-  update: Uint8Array
-  split: LocalUpdate | null
-}
 
 /** A doc whose updates are taken apart as the outbox takes them: all but those the provider applied. */
-const recording = (gc: boolean): { doc: Y.Doc; parts: Part[] } => {
+const recording = (gc: boolean): { doc: Y.Doc; parts: QueuedUpdate[] } => {
   const doc = new Y.Doc({ gc })
-  const parts: Part[] = []
+  const parts: QueuedUpdate[] = []
   doc.on('update', (update: Uint8Array, origin: unknown, _doc: Y.Doc, transaction: Y.Transaction) => {
-    if (origin !== PROVIDER) parts.push({ update, split: splitLocalUpdate(update, transaction) })
+    if (origin !== PROVIDER) parts.push({ update, local: splitLocalUpdate(update, transaction) })
   })
   return { doc, parts }
-}
-
-/** Merges as the outbox does: parts all taken apart are joined (and give a part taken apart), anything else goes through `Y.mergeUpdates`. */
-const merge = (parts: readonly Part[]): Part => {
-  const splits = parts.map(p => p.split)
-  const split = splits.every(p => p !== null) ? concatLocalUpdates(splits as LocalUpdate[]) : null
-  return { update: split?.update ?? Y.mergeUpdates(parts.map(p => p.update)), split }
 }
 
 const replayed = (updates: readonly Uint8Array[]): Y.Doc => {
@@ -146,9 +135,9 @@ const expectSameDoc = (actual: Y.Doc, expected: Y.Doc): void => {
 }
 
 /** The parts taken apart, each of which must have been. */
-const splits = (parts: readonly Part[]): LocalUpdate[] => parts.map(p => {
-  expect(p.split).not.toBeNull()
-  return p.split as LocalUpdate
+const splits = (parts: readonly QueuedUpdate[]): LocalUpdate[] => parts.map(p => {
+  expect(p.local).not.toBeNull()
+  return p.local as LocalUpdate
 })
 
 describe('concatenating local updates', () => {
@@ -175,9 +164,9 @@ describe('concatenating local updates', () => {
           }
         }
         // Merged in groups, then the groups merged again, as the outbox folds and then batches.
-        const merged = groups(groups(parts, cuts).map(merge), outerCuts).map(merge)
+        const merged = groups(groups(parts, cuts).map(mergeQueued), outerCuts).map(mergeQueued)
         merges += merged.length
-        joined += merged.filter(m => m.split !== null).length
+        joined += merged.filter(m => m.local !== null).length
         const others = Y.encodeStateAsUpdate(remote)
         expectSameDoc(replayed([others, ...merged.map(m => m.update)]), doc)
         expectSameDoc(replayed([others, Y.mergeUpdates(parts.map(p => p.update))]), doc)
@@ -195,12 +184,12 @@ describe('concatenating local updates', () => {
     text.insert(2, MARK)
     text.insert(3, 'cd')
     expect(text.toString()).toBe('ab*cd')
-    expect(parts.map(p => p.split !== null)).toEqual([true, false, true, true])
-    const merged = merge(parts)
+    expect(parts.map(p => p.local !== null)).toEqual([true, false, true, true])
+    const merged = mergeQueued(parts)
     expectSameDoc(replayed([merged.update]), doc)
     // The next edit's clock follows what was really typed, so a server holding the merge takes it.
     text.insert(0, 'Z')
-    expectSameDoc(replayed([merged.update, (parts.at(-1) as Part).update]), doc)
+    expectSameDoc(replayed([merged.update, (parts.at(-1) as QueuedUpdate).update]), doc)
   })
 
   it('keeps a client\'s runs whole across updates applied from other clients', () => {
@@ -238,7 +227,7 @@ describe('concatenating local updates', () => {
     a.getText('t').insert(0, 'a')
     b.getText('t').insert(0, 'b')
     Y.applyUpdate(doc, Y.mergeUpdates([Y.encodeStateAsUpdate(a), Y.encodeStateAsUpdate(b)]), 'persistence')
-    expect(parts.map(p => p.split)).toEqual([null])
+    expect(parts.map(p => p.local)).toEqual([null])
     const transactions: Y.Transaction[] = []
     doc.on('afterTransaction', (transaction: Y.Transaction) => { transactions.push(transaction) })
     doc.getText('t').insert(0, 'typed')
