@@ -123,7 +123,7 @@ describe('backoff', () => {
     expect(errors[0]?.retryIn).toBeGreaterThanOrEqual(1000)
   })
 
-  it('retries a POST the server could not store', async () => {
+  it('retries a POST the server could not store, joined with the edits made meanwhile', async () => {
     let unavailable = 2
     const server = await startServer({
       before: intercept(ctx => {
@@ -136,11 +136,17 @@ describe('backoff', () => {
     const p = provider(server, uniqueDocId('post-retry'), { maxBackoffTime: 200 })
     const errors = collectErrors(p)
     await p.whenSynced()
-    p.doc.getText('t').insert(0, 'eventually')
+    const t = p.doc.getText('t')
+    t.insert(0, 'eventually')
+    // Typed while the failed POST waits for its retry: the retry carries them too.
+    await waitFor(() => errors.length === 1)
+    t.insert(10, ', all')
+    t.delete(0, 1)
+    t.insert(0, 'E')
     await waitAcked(p)
     expect(errors.map(e => [e.request, e.status])).toEqual([['updates', 503], ['updates', 503]])
     expect(errors.every(e => typeof e.retryIn === 'number')).toBe(true)
-    expect((await serverDoc(server, p.docName)).getText('t').toString()).toBe('eventually')
+    expect((await serverDoc(server, p.docName)).getText('t').toString()).toBe('Eventually, all')
   })
 
   it('drops an update the server refuses as such, and heals the server on the next connection', async () => {
