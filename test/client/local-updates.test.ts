@@ -93,7 +93,6 @@ const normalizing = (doc: Y.Doc): void => {
   })
 }
 
-
 /** A doc whose updates are taken apart as the outbox takes them: all but those the provider applied. */
 const recording = (gc: boolean): { doc: Y.Doc; parts: QueuedUpdate[] } => {
   const doc = new Y.Doc({ gc })
