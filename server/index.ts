@@ -145,9 +145,14 @@ export const createSyncServer = (options: Partial<SyncServerOptions> = {}): Sync
       const listening: Server | Http2SecureServer = tls === undefined
         ? createServer(app.callback())
         : createSecureServer({ ...tls, allowHTTP1: true, settings: { maxConcurrentStreams: 1000 } }, app.callback())
+      // One listener for every socket, not a closure and a once-wrapper each: an idle event stream
+      // holds its socket for hours, and there may be tens of thousands.
+      function forget (this: Socket): void {
+        sockets.delete(this)
+      }
       listening.on(tls === undefined ? 'connection' : 'secureConnection', (socket: Socket) => {
         sockets.add(socket)
-        socket.once('close', () => sockets.delete(socket))
+        socket.on('close', forget)
       })
       await new Promise<void>((resolve, reject) => {
         listening.once('error', reject)

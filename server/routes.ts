@@ -221,7 +221,8 @@ const streamEvents = async (
   const stream = new EventsStream(options.store, docs, writer, framingOf(writer), options, options.logger)
   streams.add(stream)
   for (const { docId } of docs) metrics?.streamOpened(docId)
-  ctx.res.once('close', () => {
+  // 'close' comes once; `on` spares the wrapper `once` would keep for the life of the stream.
+  ctx.res.on('close', () => {
     streamsPerClient.release(client)
     for (const { docId } of docs) metrics?.streamClosed(docId)
     stream.closed().finally(() => streams.delete(stream)).catch(() => {})
