@@ -70,7 +70,8 @@ export const getChanges = async (ctx: Context, request: ChangesRequest, routes: 
   const writer = openEventStream(ctx, options.metrics)
   const stream = new ChangesStream(feed, request.prefix, from, writer, options, options.logger)
   streams.add(stream)
-  ctx.res.once('close', () => {
+  // 'close' comes once; `on` spares the wrapper `once` would keep for the life of the stream.
+  ctx.res.on('close', () => {
     streamsPerClient.release(request.client)
     stream.closed()
     streams.delete(stream)
