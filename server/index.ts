@@ -16,6 +16,7 @@ import { allowAll } from './auth.js'
 import { Metrics } from './metrics.js'
 import { serverDefaults, type SyncServerOptions } from './options.js'
 import { silentLogger } from './logger.js'
+import { holdHeader, holdVary, setHeldHeaders } from './held-headers.js'
 
 export { serverDefaults, type SyncServerOptions } from './options.js'
 export type { DocumentStore, DocEvent, DocListener, ValidatedUpdate } from './store/types.js'
@@ -85,11 +86,12 @@ export const createSyncServer = (options: Partial<SyncServerOptions> = {}): Sync
     if (!isClientGone(error)) logger.error('request failed', { error: String(error) })
   })
 
-  // Request IDs, and errors as the protocol's JSON error body, in this one place.
+  // Request IDs, and errors as the protocol's JSON error body, in this one place; the headers
+  // held for every response go on it here, once the route has run (server/held-headers.ts).
   app.use(async (ctx: Context, next: Next) => {
     const given = ctx.get('x-request-id')
     const requestId = REQUEST_ID.test(given) ? given : randomUUID()
-    ctx.set('X-Request-Id', requestId)
+    holdHeader(ctx, 'X-Request-Id', requestId)
     try {
       await next()
     } catch (error) {
@@ -104,16 +106,17 @@ export const createSyncServer = (options: Partial<SyncServerOptions> = {}): Sync
       ctx.status = protocolError.status
       ctx.body = body
     }
+    setHeldHeaders(ctx)
   })
 
   app.use(async (ctx: Context, next: Next) => {
     const origin = allowedOrigin(resolved.corsOrigins, ctx.get('origin'))
     if (origin !== null) {
-      ctx.set('Access-Control-Allow-Origin', origin)
-      ctx.set('Access-Control-Expose-Headers', `ETag, Retry-After, X-Request-Id, ${UPDATE_ENCODING_HEADER}`)
+      holdHeader(ctx, 'Access-Control-Allow-Origin', origin)
+      holdHeader(ctx, 'Access-Control-Expose-Headers', `ETag, Retry-After, X-Request-Id, ${UPDATE_ENCODING_HEADER}`)
     }
     // Answers differ by origin unless every origin gets the same `*`.
-    if (resolved.corsOrigins !== '*' && resolved.corsOrigins !== null) ctx.vary('Origin')
+    if (resolved.corsOrigins !== '*' && resolved.corsOrigins !== null) holdVary(ctx, 'Origin')
     if (ctx.method === 'OPTIONS' && origin !== null) {
       ctx.set('Access-Control-Allow-Methods', 'GET, HEAD, POST, OPTIONS')
       ctx.set('Access-Control-Allow-Headers', 'Content-Type, Last-Event-ID, Authorization, X-Request-Id')

@@ -6,6 +6,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Context } from 'koa'
 import type { Metrics } from './metrics.js'
+import { takeHeldHeaders } from './held-headers.js'
 
 /** One SSE event. */
 export interface SseMessage {
@@ -144,25 +145,26 @@ export class SseWriter {
 }
 
 /**
- * Starts an event stream on a plain Node response: headers at once, events as they come. Over
- * HTTP/1.x the socket sends each write at once and never times out an idle stream.
+ * Starts an event stream on a plain Node response: headers at once (`headers` with the event
+ * stream's own), events as they come. Over HTTP/1.x the socket sends each write at once and never
+ * times out an idle stream.
  */
-export const startEventStream = (req: IncomingMessage, res: ServerResponse, metrics: Metrics | null): SseWriter => {
+export const startEventStream = (req: IncomingMessage, res: ServerResponse, metrics: Metrics | null, headers: Record<string, string> = {}): SseWriter => {
   if (req.httpVersionMajor < 2) {
     // HTTP/2 streams share one socket, which the compatibility API does not let us touch.
     req.socket.setNoDelay(true)
     req.socket.setTimeout(0)
     res.useChunkedEncodingByDefault = false
   }
-  res.writeHead(200, eventStreamHeaders(req.httpVersionMajor))
+  res.writeHead(200, { ...headers, ...eventStreamHeaders(req.httpVersionMajor) })
   return new SseWriter(res, metrics)
 }
 
 /**
- * Takes the response out of Koa's hands and starts an event stream on it ({@link startEventStream}).
- * Nothing reaches the client until Koa's middleware resolves otherwise.
+ * Takes the response out of Koa's hands and starts an event stream on it ({@link startEventStream})
+ * with the headers the middleware held for it.
  */
 export const openEventStream = (ctx: Context, metrics: Metrics | null): SseWriter => {
   ctx.respond = false
-  return startEventStream(ctx.req, ctx.res, metrics)
+  return startEventStream(ctx.req, ctx.res, metrics, takeHeldHeaders(ctx))
 }

@@ -158,6 +158,30 @@ describe('CORS allow-list', () => {
     const other = await fetch(url + '/healthz', { headers: { origin: 'https://evil.example' } })
     expect(other.headers.get('access-control-allow-origin')).toBeNull()
   })
+
+  it('puts the CORS headers and the request ID on event streams, documents and errors alike', async () => {
+    const { url } = await startServer({ server: { corsOrigins: ['https://app.example'] } })
+    const headers = { origin: 'https://app.example', 'x-request-id': 'req-1' }
+    const abort = new AbortController()
+    onCleanup(() => abort.abort())
+    // An event stream writes its head itself, outside Koa's response.
+    const stream = await fetch(url + routes.events('cors'), { headers: { ...headers, accept: 'text/event-stream' }, signal: abort.signal })
+    expect(stream.headers.get('content-type')).toMatch(/^text\/event-stream/)
+    expect(stream.headers.get('access-control-allow-origin')).toBe('https://app.example')
+    expect(stream.headers.get('access-control-expose-headers')).toMatch(/X-Request-Id/)
+    expect(stream.headers.get('vary')).toBe('Origin')
+    expect(stream.headers.get('x-request-id')).toBe('req-1')
+    abort.abort()
+    await appendUpdate(url, 'cors', update('x'.repeat(2000)))
+    const doc = await fetch(url + routes.document('cors'), { headers })
+    expect(doc.headers.get('content-encoding')).toBe('gzip')
+    expect(doc.headers.get('vary')?.split(/,\s*/).sort()).toEqual(['Accept-Encoding', 'Origin'])
+    expect(doc.headers.get('access-control-allow-origin')).toBe('https://app.example')
+    const refused = await fetch(url + routes.events('cors') + '?sv=%21', { headers })
+    expect(refused.status).toBe(400)
+    expect(refused.headers.get('access-control-allow-origin')).toBe('https://app.example')
+    expect(refused.headers.get('x-request-id')).toBe('req-1')
+  })
 })
 
 describe('hostile input', () => {
