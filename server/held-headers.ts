@@ -1,13 +1,16 @@
 /**
  * Headers the middleware decides for every response of a request (its request ID, CORS), held
- * until the response starts instead of set on it at once. Node keeps the header map of a response
- * whose headers were set before its head was written for as long as the response is open: about
- * 1 KB of heap for each event stream, which may be held for hours. An event stream writes these
- * with its head ({@link takeHeldHeaders}); every other response gets them set just before Koa
- * sends it ({@link setHeldHeaders}).
+ * until the response starts instead of set on it at once. Over HTTP/1.x, Node keeps the header
+ * map of a response whose headers were set before its head was written for as long as the
+ * response is open: 1 KB of heap for each event stream, which may be held for hours (HTTP/2's
+ * responses keep their headers either way). An event stream writes these with its head
+ * ({@link takeHeldHeaders}); every other response gets them just before Koa sends it
+ * ({@link setHeldHeaders}), so middleware added after the protocol's routes must let Koa send its
+ * responses to have them.
  */
 import type { Context } from 'koa'
 
+/** One request's held headers, and the fields its `Vary` must name. */
 interface Held {
   headers: Record<string, string>
   vary: string[]
@@ -34,11 +37,14 @@ export const holdVary = (ctx: Context, field: string): void => {
   heldOf(ctx).vary.push(field)
 }
 
-/** Sets the held headers on a response Koa is about to send (nothing once its head is out). */
+/**
+ * Sets the held headers on a response Koa is about to send (nothing once its head is out); a
+ * header a later middleware or route set itself stays as it set it.
+ */
 export const setHeldHeaders = (ctx: Context): void => {
   const held = heldByRequest.get(ctx)
   if (held === undefined || ctx.headerSent) return
-  ctx.set(held.headers)
+  for (const [name, value] of Object.entries(held.headers)) if (!ctx.res.hasHeader(name)) ctx.set(name, value)
   for (const field of held.vary) ctx.vary(field)
 }
 

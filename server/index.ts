@@ -32,7 +32,11 @@ export { Metrics, type StoreObserver } from './metrics.js'
 
 /** A running or embeddable sync server. */
 export interface SyncServer {
-  /** The Koa app: mount it, or pass `app.callback()` to any Node HTTP(S) server. */
+  /**
+   * The Koa app: mount it, or pass `app.callback()` to any Node HTTP(S) server. Middleware added
+   * after the protocol's routes gets the request ID and CORS headers on the responses Koa sends
+   * for it (server/held-headers.ts).
+   */
   app: Koa
   options: SyncServerOptions
   /**

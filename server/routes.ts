@@ -18,7 +18,7 @@ import type { StreamPositions } from './store/types.js'
 import { validateUpdate } from './validate.js'
 import { EventsStream, SingleDocumentFraming, type StreamFraming, type StreamedDocument } from './events-stream.js'
 import { MultiplexFraming, positionsOf } from './multiplex.js'
-import { openEventStream, type SseWriter } from './sse.js'
+import { clientGone, openEventStream, type SseWriter } from './sse.js'
 import type { SyncServerOptions } from './options.js'
 import type { Access, Grant } from './auth.js'
 import { RateLimiter, StreamCounter } from './limits.js'
@@ -212,6 +212,8 @@ const streamEvents = async (
   framingOf: (writer: SseWriter) => StreamFraming
 ): Promise<void> => {
   const { options, streams, streamsPerClient } = routes
+  // Nothing would ever release what a stream to a client already gone takes.
+  if (clientGone(ctx)) return
   if (!streamsPerClient.acquire(client)) {
     ctx.set('Retry-After', '5')
     throw new ProtocolError(ErrorCode.tooManyRequests, `at most ${options.maxStreamsPerClient} open streams per client`)
@@ -221,7 +223,7 @@ const streamEvents = async (
   const stream = new EventsStream(options.store, docs, writer, framingOf(writer), options, options.logger)
   streams.add(stream)
   for (const { docId } of docs) metrics?.streamOpened(docId)
-  // 'close' comes once; `on` spares the wrapper `once` would keep for the life of the stream.
+  // 'close' comes at most once; `on` spares the wrapper `once` would keep for the life of the stream.
   ctx.res.on('close', () => {
     streamsPerClient.release(client)
     for (const { docId } of docs) metrics?.streamClosed(docId)

@@ -4,6 +4,7 @@
  * off before its blank line), and `event:`/`id:` never contain CR or LF (field injection).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { Http2ServerResponse } from 'node:http2'
 import type { Context } from 'koa'
 import type { Metrics } from './metrics.js'
 import { takeHeldHeaders } from './held-headers.js'
@@ -158,6 +159,15 @@ export const startEventStream = (req: IncomingMessage, res: ServerResponse, metr
   }
   res.writeHead(200, { ...headers, ...eventStreamHeaders(req.httpVersionMajor) })
   return new SseWriter(res, metrics)
+}
+
+/**
+ * Whether the client left already: its response's `close` may have come before anyone listened,
+ * while the request was still being authorized, and will not come again.
+ */
+export const clientGone = (ctx: Context): boolean => {
+  const res = ctx.res as ServerResponse | Http2ServerResponse
+  return res.writableEnded || ('stream' in res ? res.stream.destroyed : res.destroyed)
 }
 
 /**

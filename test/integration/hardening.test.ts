@@ -1,3 +1,4 @@
+import type { ServerResponse } from 'node:http'
 import { describe, expect, it } from 'vitest'
 import * as Y from 'yjs'
 import fc from 'fast-check'
@@ -118,6 +119,43 @@ describe('limits', () => {
     await first.sync()
   })
 
+  it('counts no stream for a client that left while its request was being authorized', async () => {
+    let admit!: () => void
+    const admitted = new Promise<void>(resolve => { admit = resolve })
+    let asked!: () => void
+    const askedFor = new Promise<void>(resolve => { asked = resolve })
+    let closed!: () => void
+    const closedOnServer = new Promise<void>(resolve => { closed = resolve })
+    const { url } = await startServer({
+      // The server's side of the abandoned request: its response closes while authorize waits.
+      before: async (ctx, next) => {
+        if (ctx.path === routes.events('gone')) ctx.res.on('close', closed)
+        await next()
+      },
+      server: {
+        maxStreamsPerClient: 1,
+        authorize: async (_request, docId) => {
+          if (docId === 'gone') {
+            asked()
+            await admitted
+          }
+          return { subject: 'one-client' }
+        }
+      }
+    })
+    const abort = new AbortController()
+    const gone = fetch(url + routes.events('gone'), { signal: abort.signal }).catch(() => null)
+    await askedFor
+    abort.abort()
+    await closedOnServer
+    admit()
+    expect(await gone).toBeNull()
+    // Had the abandoned request taken the client's one stream, this one would get 429.
+    const next = await openEvents(url, 'next')
+    await next.sync()
+    expect(await (await fetch(url + '/metrics')).text()).toMatch(/^ysse_streams_open 1$/m)
+  })
+
   it('refuses updates that would make a document larger than its limit, in both stores', async () => {
     for (const server of [
       await startServer({ store: { maxDocBytes: 300 } }),
@@ -160,7 +198,20 @@ describe('CORS allow-list', () => {
   })
 
   it('puts the CORS headers and the request ID on event streams, documents and errors alike', async () => {
-    const { url } = await startServer({ server: { corsOrigins: ['https://app.example'] } })
+    let streamResponse: ServerResponse | null = null
+    const { url } = await startServer({
+      server: { corsOrigins: ['https://app.example'] },
+      before: async (ctx, next) => {
+        if (ctx.path === routes.events('cors')) streamResponse = ctx.res
+        await next()
+      },
+      // Middleware after the routes keeps a header it sets itself.
+      after: async (ctx, next) => {
+        if (ctx.path !== '/custom') return next()
+        ctx.set('Access-Control-Expose-Headers', 'X-Custom')
+        ctx.body = 'custom'
+      }
+    })
     const headers = { origin: 'https://app.example', 'x-request-id': 'req-1' }
     const abort = new AbortController()
     onCleanup(() => abort.abort())
@@ -171,16 +222,26 @@ describe('CORS allow-list', () => {
     expect(stream.headers.get('access-control-expose-headers')).toMatch(/X-Request-Id/)
     expect(stream.headers.get('vary')).toBe('Origin')
     expect(stream.headers.get('x-request-id')).toBe('req-1')
+    // The point of holding them: Node keeps no header map for the held stream.
+    expect((streamResponse as ServerResponse | null)?.getHeaderNames()).toEqual([])
     abort.abort()
     await appendUpdate(url, 'cors', update('x'.repeat(2000)))
     const doc = await fetch(url + routes.document('cors'), { headers })
     expect(doc.headers.get('content-encoding')).toBe('gzip')
     expect(doc.headers.get('vary')?.split(/,\s*/).sort()).toEqual(['Accept-Encoding', 'Origin'])
     expect(doc.headers.get('access-control-allow-origin')).toBe('https://app.example')
+    expect(doc.headers.get('access-control-expose-headers')).toMatch(/ETag/)
+    expect(doc.headers.get('x-request-id')).toBe('req-1')
     const refused = await fetch(url + routes.events('cors') + '?sv=%21', { headers })
     expect(refused.status).toBe(400)
     expect(refused.headers.get('access-control-allow-origin')).toBe('https://app.example')
+    expect(refused.headers.get('vary')).toBe('Origin')
     expect(refused.headers.get('x-request-id')).toBe('req-1')
+    const custom = await fetch(url + '/custom', { headers })
+    expect(await custom.text()).toBe('custom')
+    expect(custom.headers.get('access-control-expose-headers')).toBe('X-Custom')
+    expect(custom.headers.get('access-control-allow-origin')).toBe('https://app.example')
+    expect(custom.headers.get('x-request-id')).toBe('req-1')
   })
 })
 
