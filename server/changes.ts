@@ -9,7 +9,7 @@ import { CHANGES_PREFIX_PARAM, ChangesEvent, type ChangeEventData, type ResetEve
 import { ErrorCode, ProtocolError } from '../shared/errors.js'
 import { STREAM_START, compareStreamIds, formatEventId, parseEventId, type StreamId } from './store/history.js'
 import { msOfStreamId, type ChangeFeed, type FeedRead } from './store/change-feed.js'
-import { clientGone, openEventStream, type SseWriter } from './sse.js'
+import { admitStream, openEventStream, type SseWriter } from './sse.js'
 import type { EventsStreamOptions } from './events-stream.js'
 import type { Grant } from './auth.js'
 import type { RouteContext } from './routes.js'
@@ -63,12 +63,7 @@ export const getChanges = async (ctx: Context, request: ChangesRequest, routes: 
   if (feed === undefined) throw new ProtocolError(ErrorCode.notImplemented, 'this store keeps no change feed (Redis Cluster cannot write it atomically)')
   const from = request.lastEventId === undefined ? null : parseEventId(request.lastEventId)
   if (request.lastEventId !== undefined && from === null) throw new ProtocolError(ErrorCode.badEventId, 'not a cursor of this change feed')
-  // Nothing would ever release what a stream to a client already gone takes.
-  if (clientGone(ctx)) return
-  if (!streamsPerClient.acquire(request.client)) {
-    ctx.set('Retry-After', '5')
-    throw new ProtocolError(ErrorCode.tooManyRequests, `at most ${options.maxStreamsPerClient} open streams per client`)
-  }
+  if (!admitStream(ctx, streamsPerClient, request.client, options.maxStreamsPerClient)) return
   const writer = openEventStream(ctx, options.metrics)
   const stream = new ChangesStream(feed, request.prefix, from, writer, options, options.logger)
   streams.add(stream)

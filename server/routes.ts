@@ -18,7 +18,7 @@ import type { StreamPositions } from './store/types.js'
 import { validateUpdate } from './validate.js'
 import { EventsStream, SingleDocumentFraming, type StreamFraming, type StreamedDocument } from './events-stream.js'
 import { MultiplexFraming, positionsOf } from './multiplex.js'
-import { clientGone, openEventStream, type SseWriter } from './sse.js'
+import { admitStream, openEventStream, type SseWriter } from './sse.js'
 import type { SyncServerOptions } from './options.js'
 import type { Access, Grant } from './auth.js'
 import { RateLimiter, StreamCounter } from './limits.js'
@@ -212,12 +212,7 @@ const streamEvents = async (
   framingOf: (writer: SseWriter) => StreamFraming
 ): Promise<void> => {
   const { options, streams, streamsPerClient } = routes
-  // Nothing would ever release what a stream to a client already gone takes.
-  if (clientGone(ctx)) return
-  if (!streamsPerClient.acquire(client)) {
-    ctx.set('Retry-After', '5')
-    throw new ProtocolError(ErrorCode.tooManyRequests, `at most ${options.maxStreamsPerClient} open streams per client`)
-  }
+  if (!admitStream(ctx, streamsPerClient, client, options.maxStreamsPerClient)) return
   const metrics = options.metrics
   const writer = openEventStream(ctx, metrics)
   const stream = new EventsStream(options.store, docs, writer, framingOf(writer), options, options.logger)

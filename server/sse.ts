@@ -6,7 +6,9 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Http2ServerResponse } from 'node:http2'
 import type { Context } from 'koa'
+import { ErrorCode, ProtocolError } from '../shared/errors.js'
 import type { Metrics } from './metrics.js'
+import type { StreamCounter } from './limits.js'
 import { takeHeldHeaders } from './held-headers.js'
 
 /** One SSE event. */
@@ -162,12 +164,17 @@ export const startEventStream = (req: IncomingMessage, res: ServerResponse, metr
 }
 
 /**
- * Whether the client left already: its response's `close` may have come before anyone listened,
- * while the request was still being authorized, and will not come again.
+ * Whether to hold an event stream on this request's response, taking one of the client's open
+ * streams from `counter` when so; `429` past them. `false` for a client already gone: its
+ * response's `close` may have come while the request was being authorized, will not come again,
+ * and nothing would ever give the stream back.
  */
-export const clientGone = (ctx: Context): boolean => {
+export const admitStream = (ctx: Context, counter: StreamCounter, client: string, max: number): boolean => {
   const res = ctx.res as ServerResponse | Http2ServerResponse
-  return res.writableEnded || ('stream' in res ? res.stream.destroyed : res.destroyed)
+  if (res.writableEnded || ('stream' in res ? res.stream.destroyed : res.destroyed)) return false
+  if (counter.acquire(client)) return true
+  ctx.set('Retry-After', '5')
+  throw new ProtocolError(ErrorCode.tooManyRequests, `at most ${max} open streams per client`)
 }
 
 /**
