@@ -1,8 +1,8 @@
 /**
- * Local updates the server has not acknowledged. One POST at a time; whatever accumulates while it
- * is in flight goes out merged in the next one, so a fast typist (or a replayed trace) costs a few
- * requests per round trip, not one per keystroke. Nothing leaves the outbox before the server has
- * answered with an event ID.
+ * Local updates the server has not acknowledged. One POST at a time, and at least
+ * `updateThrottle` between the starts of two; whatever accumulates meanwhile goes out merged in
+ * the next one, so a fast typist (or a replayed trace) costs a few requests per round trip, not
+ * one per keystroke. Nothing leaves the outbox before the server has answered with an event ID.
  */
 import * as Y from 'yjs'
 import { Backoff } from './backoff.js'
@@ -49,16 +49,29 @@ const serverLacks = (doc: Y.Doc, serverStateVector: Uint8Array): boolean => {
  */
 const MERGE_FAN_IN = 64
 
+/** Limits of an {@link Outbox}. */
+export interface OutboxLimits {
+  /** Upper bound of the backoff delay after failed POSTs, in milliseconds. */
+  maxBackoffMs: number
+  /** Largest merged update of one POST, in bytes (a single larger update still goes alone). */
+  maxBatchBytes: number
+  /** Least time between the starts of two POSTs, in milliseconds (leading and trailing throttle). */
+  updateThrottle: number
+}
+
 export class Outbox {
   private queue: Batch[] = []
   private inFlight: Batch | null = null
   /** POSTs go out only while the event stream is synced: otherwise the server is likely unreachable anyway. */
   private open = false
   private retryTimer: ReturnType<typeof setTimeout> | undefined
+  /** Set while the next POST waits for `updateThrottle` to pass since the last one started. */
+  private intervalTimer: ReturnType<typeof setTimeout> | undefined
+  private lastPostAt = -Infinity
   private readonly backoff: Backoff
 
-  constructor (private readonly hooks: OutboxHooks, maxBackoffMs: number, private readonly maxBatchBytes: number) {
-    this.backoff = new Backoff(maxBackoffMs)
+  constructor (private readonly hooks: OutboxHooks, private readonly limits: OutboxLimits) {
+    this.backoff = new Backoff(limits.maxBackoffMs)
   }
 
   /** Local changes not yet acknowledged by the server. */
@@ -88,7 +101,7 @@ export class Outbox {
       for (let i = this.queue.length - 1; i >= tail; i--) {
         const batch = this.queue[i] as Batch
         bytes += batch.update.length
-        if (batch.level !== level || bytes > this.maxBatchBytes) return
+        if (batch.level !== level || bytes > this.limits.maxBatchBytes) return
       }
       this.queue.push({ ...this.merge(this.queue.splice(tail)), level: level + 1 })
     }
@@ -117,10 +130,21 @@ export class Outbox {
     this.open = false
     clearTimeout(this.retryTimer)
     this.retryTimer = undefined
+    clearTimeout(this.intervalTimer)
+    this.intervalTimer = undefined
   }
 
   private flush (): void {
-    if (!this.open || this.inFlight !== null || this.retryTimer !== undefined || this.queue.length === 0) return
+    if (!this.open || this.inFlight !== null || this.retryTimer !== undefined || this.intervalTimer !== undefined || this.queue.length === 0) return
+    const wait = this.lastPostAt + this.limits.updateThrottle - performance.now()
+    if (wait > 0) {
+      this.intervalTimer = setTimeout(() => {
+        this.intervalTimer = undefined
+        this.flush()
+      }, wait)
+      return
+    }
+    this.lastPostAt = performance.now()
     const batch = this.takeBatch()
     this.inFlight = batch
     void this.hooks.post(batch.update).then(failure => this.settle(batch, failure))
@@ -131,7 +155,7 @@ export class Outbox {
     let bytes = 0
     let count = 0
     for (const batch of this.queue) {
-      if (count > 0 && bytes + batch.update.length > this.maxBatchBytes) break
+      if (count > 0 && bytes + batch.update.length > this.limits.maxBatchBytes) break
       bytes += batch.update.length
       count++
     }

@@ -74,6 +74,14 @@ export interface SseProviderOptions {
   /** Largest merged update the outbox sends in one POST, in bytes (a single larger update still goes alone). Default 1 MiB. */
   maxBatchBytes: number
   /**
+   * Least time between the starts of two POSTs of updates, in milliseconds; edits made meanwhile
+   * go out merged in the next. An edit waits at most this long, and only when the last POST began
+   * less than this long ago, so typing and steady writers are not slowed; a burst (a bot, a replayed
+   * trace) costs a request per interval instead of one per round trip, for the client and the
+   * server. `0`: the next POST leaves as soon as the last is answered. Default 4.
+   */
+  updateThrottle: number
+  /**
    * Share one event stream (`GET /events`) with the other providers of this server that have the
    * same `params`, `headers`, `token` and `fetch`. Default `true`; `false` gives the provider a
    * stream of its own (`GET /docs/:docId/events`). `'tabs'` also shares it with the other tabs of
@@ -101,6 +109,7 @@ export const sseProviderDefaults: SseProviderOptions = {
   maxBackoffTime: 10_000,
   awarenessThrottle: 100,
   maxBatchBytes: 1024 * 1024,
+  updateThrottle: 4,
   multiplex: true,
   fetchSnapshot: true
 }
@@ -255,7 +264,7 @@ export class SseProvider<State extends object = any> extends ObservableV2<SsePro
       failed: error => this.emit('connection-error', [error]),
       stop: error => this.stop(error),
       changed: () => this.reportUnsynced()
-    }, resolved.maxBackoffTime, resolved.maxBatchBytes)
+    }, { maxBackoffMs: resolved.maxBackoffTime, maxBatchBytes: resolved.maxBatchBytes, updateThrottle: resolved.updateThrottle })
     this.presence = new AwarenessSync(this.awareness, {
       post: update => this.transport.post('awareness', update),
       failed: failure => this.emit('connection-error', [{ ...failure, retryIn: null }])

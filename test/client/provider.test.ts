@@ -1,4 +1,5 @@
 /** Lifecycle and sync: events, connect/disconnect cycles, offline edits, restarts, destroy. */
+import { setTimeout as delay } from 'node:timers/promises'
 import * as Y from 'yjs'
 import { Awareness } from 'y-protocols/awareness'
 import { describe, expect, it } from 'vitest'
@@ -333,6 +334,47 @@ describe('SseProvider', () => {
     expect((await serverDoc(server, docId)).getText('t').length).toBe(5000)
     expect(sizes.length).toBeGreaterThan(2)
     expect(Math.max(...sizes)).toBeLessThanOrEqual(2000)
+  })
+
+  it('starts POSTs of updates at least updateThrottle apart, merging what was typed meanwhile', async () => {
+    const server = await startServer()
+    /** Types 30 edits 10 ms apart; returns when each POST of updates started. */
+    const typeSteadily = async (updateThrottle: number): Promise<number[]> => {
+      const starts: number[] = []
+      const docId = uniqueDocId(`throttle-${updateThrottle}`)
+      const writer = provider(server, docId, { updateThrottle, fetch: async (url, init) => {
+        if (init.method === 'POST' && url.endsWith('/updates')) starts.push(performance.now())
+        return defaultFetch()(url, init)
+      } })
+      await writer.whenSynced()
+      const t = writer.doc.getText('t')
+      for (let i = 0; i < 30; i++) {
+        t.insert(t.length, String(i % 10))
+        await delay(10) // pacing the typist, not waiting for a result
+      }
+      await waitAcked(writer)
+      expect((await serverDoc(server, docId)).getText('t').toString()).toBe('012345678901234567890123456789')
+      return starts
+    }
+    const throttled = await typeSteadily(100)
+    const gaps = throttled.slice(1).map((at, i) => at - (throttled[i] as number))
+    // The fetch is called a little after the outbox reads the clock; the outbox keeps the interval exactly.
+    expect(Math.min(...gaps)).toBeGreaterThanOrEqual(95)
+    const unthrottled = await typeSteadily(0)
+    expect(unthrottled.length).toBeGreaterThan(2 * throttled.length)
+  })
+
+  it('sends the first update after a quiet spell at once and holds the next one for updateThrottle', async () => {
+    const server = await startServer()
+    const { a: writer, b: other } = await syncedPair(server, 'throttle-leading', { updateThrottle: 60_000 })
+    writer.doc.getText('t').insert(0, 'first')
+    await waitAcked(writer)
+    writer.doc.getText('t').insert(5, ' held')
+    // A round trip through the server: the held edit would have left by the time it is back.
+    other.doc.getMap('m').set('ping', 1)
+    await waitFor(() => writer.doc.getMap('m').get('ping') === 1)
+    expect(writer.unsyncedChanges).toBe(1)
+    expect(text(other)).toBe('first')
   })
 
   it('merges offline edits from both sides on reconnect', async () => {
