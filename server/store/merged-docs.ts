@@ -43,6 +43,13 @@ const heapEstimate = (encodedBytes: number): number => 3 * 1024 + 10 * encodedBy
  */
 const DEFERRED_UPDATES = 64
 
+/**
+ * Bytes of delivered updates a kept document holds back at most: the next read applies them
+ * first, so they bound what a reader can wait for. Large updates (a burst a provider merged into
+ * one POST) gain little from being applied together, where small ones gain most.
+ */
+const DEFERRED_BYTES = 16 * 1024
+
 /** One document merged in a `Y.Doc` at `head`. */
 export class MergedDoc implements MergedState {
   /** The whole document at `head`, encoded on first use. */
@@ -53,6 +60,8 @@ export class MergedDoc implements MergedState {
   bytes = 0
   /** Updates up to `head` not applied yet ({@link MergedDocs.defer}). */
   deferred: Uint8Array[] = []
+  /** Their bytes. */
+  deferredBytes = 0
 
   /** @param resized - told how much the estimate changed. */
   constructor (readonly epoch: string, public head: StreamId, readonly doc: Y.Doc, private readonly resized: (delta: number) => void) {}
@@ -185,12 +194,14 @@ export class MergedDocs {
 
   /**
    * Moves a kept document to `head` with the one update delivered after its head, applied later
-   * with others ({@link DEFERRED_UPDATES}); false when that application found one Yjs refused.
+   * with others ({@link DEFERRED_UPDATES}, {@link DEFERRED_BYTES}); false when that application
+   * found one Yjs refused.
    */
   defer (docId: string, merged: MergedDoc, head: StreamId, update: Uint8Array): boolean {
     merged.deferred.push(update)
+    merged.deferredBytes += update.length
     merged.moved(head, update.length)
-    if (merged.deferred.length >= DEFERRED_UPDATES && !this.settle(docId, merged)) return false
+    if ((merged.deferred.length >= DEFERRED_UPDATES || merged.deferredBytes >= DEFERRED_BYTES) && !this.settle(docId, merged)) return false
     if (this.holds(docId, merged)) this.evict()
     return true
   }
@@ -205,6 +216,7 @@ export class MergedDocs {
     if (merged.deferred.length === 0) return true
     const updates = merged.deferred
     merged.deferred = []
+    merged.deferredBytes = 0
     let applied = false
     try {
       applied = applyAll(merged.doc, updates).length === 0

@@ -88,6 +88,21 @@ describe('documents kept merged in memory', () => {
     expect(textOf(doc.full())).toBe('z'.repeat(67))
   })
 
+  it('applies delivered updates at once when 16 KB of them wait, so a read never applies more', () => {
+    const { merged, doc } = keeping(1024 * 1024, null)
+    const writer = new Y.Doc()
+    const updates: Uint8Array[] = []
+    writer.on('update', (update: Uint8Array) => updates.push(update))
+    // Three large bursts, as a provider merges a fast writer's edits into one POST: 6,000 characters each.
+    for (let i = 0; i < 3; i++) writer.getText('t').insert(i * 6000, String(i).repeat(6000))
+    expect(merged.defer('d', doc, '2-0', updates[0] as Uint8Array)).toBe(true)
+    expect(merged.defer('d', doc, '3-0', updates[1] as Uint8Array)).toBe(true)
+    expect(() => doc.full()).toThrow(/deferred/)
+    // The third brings the waiting bytes past 16 KB: all three are applied without a read.
+    expect(merged.defer('d', doc, '4-0', updates[2] as Uint8Array)).toBe(true)
+    expect(textOf(doc.full())).toBe('0'.repeat(6000) + '1'.repeat(6000) + '2'.repeat(6000))
+  })
+
   it('says so when the 64th waiting update brings in one Yjs rejects, and forgets the document', () => {
     const { merged, doc } = keeping(1024 * 1024, null)
     expect(merged.defer('d', doc, '2-0', new Uint8Array([1, 2, 3]))).toBe(true)
