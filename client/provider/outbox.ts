@@ -1,8 +1,9 @@
 /**
  * Local updates the server has not acknowledged. One POST at a time, and at least
  * `updateThrottle` between the starts of two; whatever accumulates meanwhile goes out merged in
- * the next one, so a fast typist (or a replayed trace) costs a few requests per round trip, not
- * one per keystroke. Nothing leaves the outbox before the server has answered with an event ID.
+ * the next one, so a fast typist (or a replayed trace) costs one request per round trip or per
+ * `updateThrottle`, whichever is longer, not one per keystroke. Nothing leaves the outbox before
+ * the server has answered with an event ID.
  */
 import * as Y from 'yjs'
 import { Backoff } from './backoff.js'
@@ -49,6 +50,9 @@ const serverLacks = (doc: Y.Doc, serverStateVector: Uint8Array): boolean => {
  */
 const MERGE_FAN_IN = 64
 
+/** The longest delay `setTimeout` takes as such. */
+const MAX_TIMER_MS = 2 ** 31 - 1
+
 /** Limits of an {@link Outbox}. */
 export interface OutboxLimits {
   /** Upper bound of the backoff delay after failed POSTs, in milliseconds. */
@@ -79,7 +83,7 @@ export class Outbox {
     return this.queue.reduce((sum, batch) => sum + batch.changes, this.inFlight?.changes ?? 0)
   }
 
-  /** Records the update of a local transaction and sends it as soon as the previous POST is answered. */
+  /** Records the update of a local transaction; it is sent once the previous POST is answered and `updateThrottle` has passed since it started. */
   add (update: Uint8Array, transaction: Y.Transaction): void {
     this.queue.push({ update, changes: 1, level: 0, local: splitLocalUpdate(update, transaction) })
     this.fold()
@@ -138,10 +142,12 @@ export class Outbox {
     if (!this.open || this.inFlight !== null || this.retryTimer !== undefined || this.intervalTimer !== undefined || this.queue.length === 0) return
     const wait = this.lastPostAt + this.limits.updateThrottle - performance.now()
     if (wait > 0) {
+      // Timers may fire a little early (Node's run on a cached, whole-millisecond clock): the
+      // callback checks again. Past 2^31-1 ms they would fire at once.
       this.intervalTimer = setTimeout(() => {
         this.intervalTimer = undefined
         this.flush()
-      }, wait)
+      }, Math.min(wait, MAX_TIMER_MS))
       return
     }
     this.lastPostAt = performance.now()

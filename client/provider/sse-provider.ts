@@ -75,10 +75,12 @@ export interface SseProviderOptions {
   maxBatchBytes: number
   /**
    * Least time between the starts of two POSTs of updates, in milliseconds; edits made meanwhile
-   * go out merged in the next. An edit waits at most this long, and only when the last POST began
-   * less than this long ago, so typing and steady writers are not slowed; a burst (a bot, a replayed
-   * trace) costs a request per interval instead of one per round trip, for the client and the
-   * server. `0`: the next POST leaves as soon as the last is answered. Default 4.
+   * go out merged in the next. An edit is held back only when the last POST began less than this
+   * long ago, and then for the rest of that time at most beyond the wait for the POST in flight,
+   * so typing and steady writers are not slowed; a burst (a bot, a replayed trace) costs a request
+   * per interval or per round trip, whichever is longer, for the client and the server. Browsers
+   * run a hidden tab's timers about once a second, so there a held edit may wait that long. `0`:
+   * the next POST leaves as soon as the last is answered. Default 4.
    */
   updateThrottle: number
   /**

@@ -3,7 +3,7 @@ import { setTimeout as delay } from 'node:timers/promises'
 import * as Y from 'yjs'
 import { Awareness } from 'y-protocols/awareness'
 import { describe, expect, it } from 'vitest'
-import { defaultFetch, type ProviderStatus } from '../../client/index.js'
+import { defaultFetch, type Fetch, type ProviderStatus } from '../../client/index.js'
 import { waitFor } from '../helpers/wait.js'
 import { RequestLog, provider, resumes, serverDoc, startServer, syncedPair, uniqueDocId, waitAcked } from './harness.js'
 
@@ -13,6 +13,15 @@ const text = (p: { doc: Y.Doc }): string => p.doc.getText('t').toString()
 const rewrittenByAProxy = async (response: Response): Promise<Response> => {
   await response.arrayBuffer()
   return new Response(new Uint8Array([1, 2, 3]), { status: 200, headers: response.headers })
+}
+
+/** The provider's default fetch, noting when each POST of updates starts. */
+class PostStarts {
+  readonly starts: number[] = []
+  readonly fetch: Fetch = async (url, init) => {
+    if (init.method === 'POST' && url.endsWith('/updates')) this.starts.push(performance.now())
+    return defaultFetch()(url, init)
+  }
 }
 
 describe('SseProvider', () => {
@@ -338,43 +347,52 @@ describe('SseProvider', () => {
 
   it('starts POSTs of updates at least updateThrottle apart, merging what was typed meanwhile', async () => {
     const server = await startServer()
-    /** Types 30 edits 10 ms apart; returns when each POST of updates started. */
+    /** Types 40 edits 10 ms apart; returns when each POST of updates started. */
     const typeSteadily = async (updateThrottle: number): Promise<number[]> => {
-      const starts: number[] = []
+      const posts = new PostStarts()
       const docId = uniqueDocId(`throttle-${updateThrottle}`)
-      const writer = provider(server, docId, { updateThrottle, fetch: async (url, init) => {
-        if (init.method === 'POST' && url.endsWith('/updates')) starts.push(performance.now())
-        return defaultFetch()(url, init)
-      } })
+      const writer = provider(server, docId, { updateThrottle, fetch: posts.fetch })
       await writer.whenSynced()
       const t = writer.doc.getText('t')
-      for (let i = 0; i < 30; i++) {
+      for (let i = 0; i < 40; i++) {
         t.insert(t.length, String(i % 10))
         await delay(10) // pacing the typist, not waiting for a result
       }
       await waitAcked(writer)
-      expect((await serverDoc(server, docId)).getText('t').toString()).toBe('012345678901234567890123456789')
-      return starts
+      expect((await serverDoc(server, docId)).getText('t').toString()).toBe('0123456789'.repeat(4))
+      return posts.starts
     }
-    const throttled = await typeSteadily(100)
+    const throttled = await typeSteadily(200)
+    expect(throttled.length).toBeGreaterThanOrEqual(3)
     const gaps = throttled.slice(1).map((at, i) => at - (throttled[i] as number))
-    // The fetch is called a little after the outbox reads the clock; the outbox keeps the interval exactly.
-    expect(Math.min(...gaps)).toBeGreaterThanOrEqual(95)
+    // Noted a few microseconds after the outbox reads the clock, which keeps the interval exactly.
+    expect(Math.min(...gaps)).toBeGreaterThanOrEqual(199)
     const unthrottled = await typeSteadily(0)
     expect(unthrottled.length).toBeGreaterThan(2 * throttled.length)
   })
 
-  it('sends the first update after a quiet spell at once and holds the next one for updateThrottle', async () => {
+  it('sends an edit after a quiet spell at once, and one soon after the last POST once updateThrottle has passed', async () => {
     const server = await startServer()
-    const { a: writer, b: other } = await syncedPair(server, 'throttle-leading', { updateThrottle: 60_000 })
-    writer.doc.getText('t').insert(0, 'first')
+    const docId = uniqueDocId('throttle-leading')
+    const posts = new PostStarts()
+    const writer = provider(server, docId, { updateThrottle: 300, fetch: posts.fetch })
+    await writer.whenSynced()
+    const t = writer.doc.getText('t')
+    // The provider calls fetch within the transaction's update event: what is sent is known at once.
+    t.insert(0, 'a')
+    expect(posts.starts.length).toBe(1)
     await waitAcked(writer)
-    writer.doc.getText('t').insert(5, ' held')
-    // A round trip through the server: the held edit would have left by the time it is back.
-    other.doc.getMap('m').set('ping', 1)
-    await waitFor(() => writer.doc.getMap('m').get('ping') === 1)
-    expect(writer.unsyncedChanges).toBe(1)
-    expect(text(other)).toBe('first')
+    t.insert(1, 'b')
+    expect(posts.starts.length).toBe(1)
+    await waitAcked(writer)
+    expect(posts.starts.length).toBe(2)
+    expect((posts.starts[1] as number) - (posts.starts[0] as number)).toBeGreaterThanOrEqual(299)
+    // A quiet spell as long as the throttle: the next edit leaves at once.
+    await waitFor(() => performance.now() - (posts.starts[1] as number) >= 300)
+    t.insert(2, 'c')
+    expect(posts.starts.length).toBe(3)
+    await waitAcked(writer)
+    expect((await serverDoc(server, docId)).getText('t').toString()).toBe('abc')
   })
 
   it('merges offline edits from both sides on reconnect', async () => {
