@@ -128,7 +128,8 @@ describe('backoff', () => {
     const server = await startServer({
       before: intercept(ctx => {
         if (ctx.method !== 'POST' || !ctx.path.endsWith('/updates') || unavailable === 0) return false
-        unavailable--
+        // The first retry waits a second, so the edits below are surely typed before it goes.
+        if (unavailable-- === 2) ctx.set('Retry-After', '1')
         ctx.status = 503
         return true
       })
