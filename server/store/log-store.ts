@@ -168,6 +168,8 @@ export abstract class LogStore implements DocumentStore {
   private readonly merged: MergedDocs
   /** Documents whose merged state is about to be brought up to date ({@link follow}). */
   private readonly following = new Map<string, NodeJS.Timeout>()
+  /** Documents whose deferred updates are about to be applied ({@link settleSoon}). */
+  private readonly settling = new Map<string, NodeJS.Immediate>()
   /** The stream ID of the last update emitted, by watched document (forgotten when the watch ends). */
   private readonly lastEmitted = new Map<string, StreamId>()
   /** Those merges running now, which {@link close} waits for. */
@@ -357,8 +359,26 @@ export abstract class LogStore implements DocumentStore {
     const previous = this.lastEmitted.get(docId)
     this.lastEmitted.set(docId, parsed.id)
     const kept = this.merged.get(docId)
-    if (kept !== undefined && kept.epoch === parsed.epoch && kept.head === previous && this.merged.defer(docId, kept, parsed.id, update)) return
+    if (kept !== undefined && kept.epoch === parsed.epoch && kept.head === previous && this.merged.defer(docId, kept, parsed.id, update)) {
+      this.settleSoon(docId)
+      return
+    }
     this.follow(docId)
+  }
+
+  /**
+   * Applies a kept document's deferred updates once the event loop has handled the I/O at hand:
+   * the updates that arrived together go in one transaction (many when the server is busy, one
+   * when it is not and has the time), and a read that comes later finds the document merged
+   * instead of applying them on its request's path.
+   */
+  private settleSoon (docId: string): void {
+    if (this.settling.has(docId)) return
+    this.settling.set(docId, setImmediate(() => {
+      this.settling.delete(docId)
+      const kept = this.merged.get(docId)
+      if (kept !== undefined && !this.merged.settle(docId, kept)) this.follow(docId)
+    }))
   }
 
   /**
@@ -454,6 +474,8 @@ export abstract class LogStore implements DocumentStore {
 
   async close (): Promise<void> {
     for (const timer of this.following.values()) clearTimeout(timer)
+    for (const immediate of this.settling.values()) clearImmediate(immediate)
+    this.settling.clear()
     await Promise.allSettled([...this.compactions.values(), ...this.merging])
     this.listeners.clear()
     this.following.clear()

@@ -6,10 +6,11 @@
  * run's private Redis, or this file's private three-node Redis Cluster, with a fresh key prefix per test.
  */
 import * as Y from 'yjs';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { AwarenessEntry } from '../../shared/awareness.js';
 import { formatEventId, parseEventId } from '../../server/store/history.js';
 import type { StoreOptions } from '../../server/store/log-store.js';
+import { MergedDocs, type MergedDoc } from '../../server/store/merged-docs.js';
 import { MemoryStore } from '../../server/store/memory-store.js';
 import { RedisStore } from '../../server/store/redis-store.js';
 import type { DocEvent, DocumentStore, ValidatedUpdate } from '../../server/store/types.js';
@@ -775,6 +776,38 @@ describe.each(backends)('DocumentStore contract: $name', (factory) => {
     // Every update merged by exactly one compaction, and the state is the writer's.
     expect(compactedUpdates).toBe(ids.length);
     expect(textOf(docFrom([(await store.sync(doc, {})).update]))).toBe(textOf(writer.doc));
+    reader.unsubscribe();
+  });
+
+  it('applies updates delivered to a document kept merged once they have arrived, not on the next read', async () => {
+    const store = factory.create(manual).open();
+    const writer = new Writer();
+    const next = random(15);
+    const reader = await collect(store, doc);
+    const ids = await appendAll(store, doc, [writer.typeRandomly(next)]);
+    await waitFor(() => reader.updates().length === ids.length, { message: 'updates not delivered' });
+    await store.sync(doc, {}); // merged once, and kept
+    ids.push(...await appendAll(store, doc, Array.from({ length: 5 }, () => writer.typeRandomly(next))));
+    await waitFor(() => reader.updates().length === ids.length, { message: 'updates not delivered' });
+    // A request comes in on I/O of its own: the event loop turns at least once before it is read.
+    await new Promise(resolve => setImmediate(resolve));
+    // A read first applies what its document still defers: here, nothing may be left.
+    const deferredAtRead: number[] = [];
+    const settle = MergedDocs.prototype.settle;
+    const spy = vi.spyOn(MergedDocs.prototype, 'settle').mockImplementation(function (this: MergedDocs, docId: string, merged: MergedDoc) {
+      deferredAtRead.push(merged.deferred.length);
+      return settle.call(this, docId, merged);
+    });
+    let synced: SyncResult;
+    try {
+      synced = await store.sync(doc, {});
+    } finally {
+      spy.mockRestore();
+    }
+    expect(deferredAtRead.length).toBeGreaterThan(0);
+    expect(deferredAtRead).toEqual(deferredAtRead.map(() => 0));
+    expect(synced.eventId).toBe(ids.at(-1));
+    expect(textOf(docFrom([synced.update]))).toBe(textOf(writer.doc));
     reader.unsubscribe();
   });
 
