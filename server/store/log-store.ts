@@ -349,8 +349,8 @@ export abstract class LogStore implements DocumentStore {
 
   /**
    * A watch delivers a document's updates in order and without gaps, so an update that directly
-   * follows the head the document is merged at is taken at once (applied with the next ones, see
-   * {@link MergedDocs.defer}); otherwise the merged document is brought up to date by a read
+   * follows the head the document is merged at is taken at once (applied with the others of this
+   * turn, see {@link settleSoon}); otherwise the merged document is brought up to date by a read
    * ({@link follow}).
    */
   private keepMerged (docId: string, eventId: string, update: Uint8Array): void {
@@ -370,14 +370,19 @@ export abstract class LogStore implements DocumentStore {
    * Applies a kept document's deferred updates once the event loop has handled the I/O at hand:
    * the updates that arrived together go in one transaction (many when the server is busy, one
    * when it is not and has the time), and a read that comes later finds the document merged
-   * instead of applying them on its request's path.
+   * instead of applying them on its request's path. A document Yjs refused an update of is
+   * forgotten there: {@link follow} merges it anew, so that read finds it merged all the same.
    */
   private settleSoon (docId: string): void {
     if (this.settling.has(docId)) return
     this.settling.set(docId, setImmediate(() => {
       this.settling.delete(docId)
-      const kept = this.merged.get(docId)
-      if (kept !== undefined && !this.merged.settle(docId, kept)) this.follow(docId)
+      try {
+        if (!this.merged.settleKept(docId)) this.follow(docId)
+      } catch (error) {
+        // Nothing else would catch it here: the process would end.
+        this.options.logger.error('applying delivered updates failed', { docId, error: String(error) })
+      }
     }))
   }
 
@@ -474,10 +479,12 @@ export abstract class LogStore implements DocumentStore {
 
   async close (): Promise<void> {
     for (const timer of this.following.values()) clearTimeout(timer)
-    for (const immediate of this.settling.values()) clearImmediate(immediate)
-    this.settling.clear()
     await Promise.allSettled([...this.compactions.values(), ...this.merging])
     this.listeners.clear()
+    // Deliveries went on while the merges ended: clear what they scheduled too.
+    for (const timer of this.following.values()) clearTimeout(timer)
+    for (const immediate of this.settling.values()) clearImmediate(immediate)
+    this.settling.clear()
     this.following.clear()
     this.merged.clear()
     await this.release()
