@@ -162,8 +162,9 @@ class ConnectAttempt extends Promise<void> {
 }
 
 /**
- * Syncs a `Y.Doc` with a y-sse server: local updates are POSTed (merged while one is in flight,
- * kept until acknowledged), the server's updates and presence arrive over Server-Sent Events.
+ * Syncs a `Y.Doc` with a y-sse server: local updates are POSTed (merged while one is in flight or
+ * less than `updateThrottle` ago, kept until acknowledged), the server's updates and presence
+ * arrive over Server-Sent Events.
  * Modelled on y-websocket's `WebsocketProvider` and assignable to `@lexical/yjs`'s `Provider`.
  *
  * @typeParam State - shape of awareness states; the default leaves them as untyped as y-protocols does.
