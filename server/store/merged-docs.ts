@@ -45,11 +45,10 @@ const heapEstimate = (encodedBytes: number): number => 3 * 1024 + 10 * encodedBy
 const DEFERRED_UPDATES = 64
 
 /**
- * Bytes of delivered updates a kept document holds back at most: a read that comes before its
- * store applied them applies them first, so they bound what a reader can wait for (and what
- * arrives in one turn of a busy server's event loop). Large updates (a burst a provider merged into
- * one POST) gain little from being applied together, where small ones gain most. Resuming after
- * 100,000 missed trace edits from the log took 22–25 ms with this cap, 29–89 ms without.
+ * Bytes of delivered updates a kept document holds back at most. Its store applies them once the
+ * event loop's turn is done; a read within the turn applies them first, so they bound what that
+ * read waits for, however much a busy turn brings. Large updates (a burst a provider merged into
+ * one POST) gain little from being applied together, where small ones gain most.
  */
 const DEFERRED_BYTES = 16 * 1024
 
