@@ -7,6 +7,7 @@
 import type { Context } from 'koa'
 import { CHANGES_PREFIX_PARAM, ChangesEvent, type ChangeEventData, type ResetEventData } from '../shared/protocol.js'
 import { ErrorCode, ProtocolError } from '../shared/errors.js'
+import { timerDelay } from '../shared/timers.js'
 import { STREAM_START, compareStreamIds, formatEventId, parseEventId, type StreamId } from './store/history.js'
 import { msOfStreamId, type ChangeFeed, type FeedRead } from './store/change-feed.js'
 import { admitStream, openEventStream, type SseWriter } from './sse.js'
@@ -17,9 +18,6 @@ import type { Logger } from './logger.js'
 
 /** Feed entries read per round trip. */
 const READ_BATCH = 500
-
-/** Timers cannot wait longer than this (about 24.8 days). */
-const MAX_TIMER_MS = 2 ** 31 - 1
 
 /** A prefix of document IDs: up to 127 of their characters (one more makes a whole ID). */
 const PREFIX = /^[A-Za-z0-9._~-]{0,127}$/
@@ -107,7 +105,7 @@ class ChangesStream {
     // Jittered per connection, so clients of a restarted server do not reconnect in lockstep.
     this.writer.send({ retry: this.options.retryMs + Math.floor(Math.random() * this.options.retryMs) })
     this.heartbeat = setInterval(() => { if (!this.writer.blocked) this.writer.comment() }, this.options.heartbeatMs)
-    if (expiresAt !== undefined) this.expiry = setTimeout(() => this.writer.end(), Math.min(MAX_TIMER_MS, Math.max(0, expiresAt - Date.now())))
+    if (expiresAt !== undefined) this.expiry = setTimeout(() => this.writer.end(), timerDelay(expiresAt - Date.now()))
     try {
       // Watch before the first read: a change stored in between is told, not missed.
       const stop = await this.feed.watch(() => this.pull())

@@ -6,6 +6,7 @@
 import { randomUUID } from 'node:crypto'
 import { SseEvent, type SyncEventData } from '../shared/protocol.js'
 import { toBase64 } from '../shared/codec.js'
+import { timerDelay } from '../shared/timers.js'
 import { encodeAwarenessEntries, removalOf } from '../shared/awareness.js'
 import { mergeAll, parseEventId, type ResumePoint } from './store/history.js'
 import type { DocEvent, DocumentStore } from './store/types.js'
@@ -20,9 +21,6 @@ export interface EventsStreamOptions {
   maxBufferedBytes: number
   metrics: Metrics | null
 }
-
-/** Timers cannot wait longer than this (about 24.8 days). */
-const MAX_TIMER_MS = 2 ** 31 - 1
 
 /** When the update with this event ID was stored (ms since the epoch), read off its stream ID. */
 const storedAtOf = (eventId: string): number | null => {
@@ -287,7 +285,7 @@ export class EventsStream {
     // Jittered per connection, so clients of a restarted server do not reconnect in lockstep.
     this.writer.send({ retry: this.options.retryMs + Math.floor(Math.random() * this.options.retryMs) })
     this.heartbeat = setInterval(() => this.beat(), this.options.heartbeatMs)
-    if (expiresAt !== undefined) this.expiry = setTimeout(() => this.writer.end(), Math.min(MAX_TIMER_MS, Math.max(0, expiresAt - Date.now())))
+    if (expiresAt !== undefined) this.expiry = setTimeout(() => this.writer.end(), timerDelay(expiresAt - Date.now()))
     try {
       // The framing's set-up runs alongside the documents' (each waits for it before writing).
       const ready = this.framing.open?.() ?? Promise.resolve()

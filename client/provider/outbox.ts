@@ -9,6 +9,7 @@ import * as Y from 'yjs'
 import { Backoff } from './backoff.js'
 import { mergeQueued, splitLocalUpdate, type QueuedUpdate } from './local-updates.js'
 import { remedyFor, type ConnectionError, type RequestFailure } from './transport.js'
+import { timerDelay } from '../../shared/timers.js'
 
 /**
  * Updates not yet acknowledged (taken apart when they are one unbroken run of this client's
@@ -49,9 +50,6 @@ const serverLacks = (doc: Y.Doc, serverStateVector: Uint8Array): boolean => {
  * 64 µs for 4,096.
  */
 const MERGE_FAN_IN = 64
-
-/** The longest delay `setTimeout` takes as such. */
-const MAX_TIMER_MS = 2 ** 31 - 1
 
 /** Limits of an {@link Outbox}. */
 export interface OutboxLimits {
@@ -140,17 +138,18 @@ export class Outbox {
 
   private flush (): void {
     if (!this.open || this.inFlight !== null || this.retryTimer !== undefined || this.intervalTimer !== undefined || this.queue.length === 0) return
-    const wait = this.lastPostAt + this.limits.updateThrottle - performance.now()
+    const now = performance.now()
+    const wait = this.lastPostAt + this.limits.updateThrottle - now
     if (wait > 0) {
       // Timers may fire a little early (Node's run on a cached, whole-millisecond clock): the
-      // callback checks again. Past 2^31-1 ms they would fire at once.
+      // callback checks again.
       this.intervalTimer = setTimeout(() => {
         this.intervalTimer = undefined
         this.flush()
-      }, Math.min(wait, MAX_TIMER_MS))
+      }, timerDelay(wait))
       return
     }
-    this.lastPostAt = performance.now()
+    this.lastPostAt = now
     const batch = this.takeBatch()
     this.inFlight = batch
     void this.hooks.post(batch.update).then(failure => this.settle(batch, failure))
