@@ -10,13 +10,13 @@ import { waitFor } from '../helpers/wait.js'
 
 export { intercept, startServer, type TestServer } from '../helpers/server.js'
 
-/** Counts the requests a provider makes, by method and route. */
+/** Counts the requests a provider makes, by method and route, and notes when each started. */
 export class RequestLog {
-  readonly requests: { method: string; url: string; path: string; status: number | null }[] = []
+  readonly requests: { method: string; url: string; path: string; status: number | null; startedAt: number }[] = []
 
   /** The provider's default `fetch` (in Node, its `node:http` client), recording every request. */
   readonly fetch: Fetch = async (url, init) => {
-    const entry = { method: init.method ?? 'GET', url, path: new URL(url).pathname, status: null as number | null }
+    const entry = { method: init.method ?? 'GET', url, path: new URL(url).pathname, status: null as number | null, startedAt: performance.now() }
     this.requests.push(entry)
     const response = await defaultFetch()(url, init)
     entry.status = response.status
@@ -24,7 +24,16 @@ export class RequestLog {
   }
 
   count (method: string, suffix: string): number {
-    return this.requests.filter(r => r.method === method && r.path.endsWith(suffix)).length
+    return this.matching(method, suffix).length
+  }
+
+  /** When each matching request started (`performance.now()`), in order. */
+  starts (method: string, suffix: string): number[] {
+    return this.matching(method, suffix).map(r => r.startedAt)
+  }
+
+  private matching (method: string, suffix: string): RequestLog['requests'] {
+    return this.requests.filter(r => r.method === method && r.path.endsWith(suffix))
   }
 }
 

@@ -3,7 +3,7 @@ import { setTimeout as delay } from 'node:timers/promises'
 import * as Y from 'yjs'
 import { Awareness } from 'y-protocols/awareness'
 import { describe, expect, it } from 'vitest'
-import { defaultFetch, type Fetch, type ProviderStatus } from '../../client/index.js'
+import { defaultFetch, type ProviderStatus } from '../../client/index.js'
 import { waitFor } from '../helpers/wait.js'
 import { RequestLog, provider, resumes, serverDoc, startServer, syncedPair, uniqueDocId, waitAcked } from './harness.js'
 
@@ -13,15 +13,6 @@ const text = (p: { doc: Y.Doc }): string => p.doc.getText('t').toString()
 const rewrittenByAProxy = async (response: Response): Promise<Response> => {
   await response.arrayBuffer()
   return new Response(new Uint8Array([1, 2, 3]), { status: 200, headers: response.headers })
-}
-
-/** The provider's default fetch, noting when each POST of updates starts. */
-class PostStarts {
-  readonly starts: number[] = []
-  readonly fetch: Fetch = async (url, init) => {
-    if (init.method === 'POST' && url.endsWith('/updates')) this.starts.push(performance.now())
-    return defaultFetch()(url, init)
-  }
 }
 
 describe('SseProvider', () => {
@@ -349,9 +340,9 @@ describe('SseProvider', () => {
     const server = await startServer()
     /** Types 40 edits 10 ms apart; returns when each POST of updates started. */
     const typeSteadily = async (updateThrottle: number): Promise<number[]> => {
-      const posts = new PostStarts()
+      const log = new RequestLog()
       const docId = uniqueDocId(`throttle-${updateThrottle}`)
-      const writer = provider(server, docId, { updateThrottle, fetch: posts.fetch })
+      const writer = provider(server, docId, { updateThrottle, fetch: log.fetch })
       await writer.whenSynced()
       const t = writer.doc.getText('t')
       for (let i = 0; i < 40; i++) {
@@ -360,7 +351,7 @@ describe('SseProvider', () => {
       }
       await waitAcked(writer)
       expect((await serverDoc(server, docId)).getText('t').toString()).toBe('0123456789'.repeat(4))
-      return posts.starts
+      return log.starts('POST', '/updates')
     }
     const throttled = await typeSteadily(200)
     expect(throttled.length).toBeGreaterThanOrEqual(3)
@@ -374,23 +365,25 @@ describe('SseProvider', () => {
   it('sends an edit after a quiet spell at once, and one soon after the last POST once updateThrottle has passed', async () => {
     const server = await startServer()
     const docId = uniqueDocId('throttle-leading')
-    const posts = new PostStarts()
-    const writer = provider(server, docId, { updateThrottle: 300, fetch: posts.fetch })
+    const log = new RequestLog()
+    const writer = provider(server, docId, { updateThrottle: 300, fetch: log.fetch })
+    const starts = (): number[] => log.starts('POST', '/updates')
     await writer.whenSynced()
     const t = writer.doc.getText('t')
     // The provider calls fetch within the transaction's update event: what is sent is known at once.
     t.insert(0, 'a')
-    expect(posts.starts.length).toBe(1)
+    expect(starts().length).toBe(1)
     await waitAcked(writer)
     t.insert(1, 'b')
-    expect(posts.starts.length).toBe(1)
+    expect(starts().length).toBe(1)
     await waitAcked(writer)
-    expect(posts.starts.length).toBe(2)
-    expect((posts.starts[1] as number) - (posts.starts[0] as number)).toBeGreaterThanOrEqual(299)
+    const [first, second] = starts() as [number, number]
+    expect(starts().length).toBe(2)
+    expect(second - first).toBeGreaterThanOrEqual(299)
     // A quiet spell as long as the throttle: the next edit leaves at once.
-    await waitFor(() => performance.now() - (posts.starts[1] as number) >= 300)
+    await waitFor(() => performance.now() - second >= 300)
     t.insert(2, 'c')
-    expect(posts.starts.length).toBe(3)
+    expect(starts().length).toBe(3)
     await waitAcked(writer)
     expect((await serverDoc(server, docId)).getText('t').toString()).toBe('abc')
   })
