@@ -8,6 +8,7 @@
  *   --edits N                 trace edits to replay (default: the whole trace)
  *   --burst N                 edits between yields to the event loop while replaying (default 10)
  *   --subscribers 200,1000    fan-out subscriber counts
+ *   --fanout-writers 1,4      fan-out writer counts (each at 100 updates/s; default 1)
  *   --fanout-seconds N        seconds the fan-out writer publishes at 100 updates/s
  *   --fanout-warmup N         seconds it publishes before that, not measured (default 3)
  *   --missed 10,1000,100000   missed edits of the resume workload
@@ -41,6 +42,7 @@ const { values } = parseArgs({
     edits: { type: 'string' },
     burst: { type: 'string' },
     subscribers: { type: 'string' },
+    'fanout-writers': { type: 'string' },
     'fanout-seconds': { type: 'string' },
     'fanout-warmup': { type: 'string' },
     missed: { type: 'string' },
@@ -69,12 +71,14 @@ const settings: BenchSettings = {
   edits: Math.min(trace.txns.length, number(values.edits, quick ? 20_000 : trace.txns.length)),
   burst: number(values.burst, 10),
   subscribers: numbers(values.subscribers, quick ? [200] : [200, 1000]),
+  fanoutWriters: numbers(values['fanout-writers'], [1]),
   fanoutSeconds: number(values['fanout-seconds'], quick ? 3 : 10),
   fanoutWarmupSeconds: number(values['fanout-warmup'], quick ? 1 : 3),
   missed: numbers(values.missed, quick ? [10, 1000] : [10, 1000, 100_000]),
   rooms: number(values.rooms, quick ? 100 : 500),
   connections: number(values.connections, quick ? 2000 : 10_000)
 }
+if (settings.fanoutWriters.some(writers => writers < 1)) throw new Error('--fanout-writers: every row needs at least one writer')
 const only = values.only?.split(',')
 for (const id of only ?? []) if (!WORKLOADS.some(w => w.id === id)) throw new Error(`unknown workload ${id}; known: ${WORKLOADS.map(w => w.id).join(', ')}`)
 
@@ -138,6 +142,7 @@ const report = markdown(info, results, [
   ...floorLines(),
   ...vsFloorLines('fanout', 'cpuPerDelivery', 'server CPU per delivery', value => `${value.toFixed(1)} µs`),
   ...vsFloorLines('connections', 'perStreamBytes', 'RSS per stream', value => `${(value / 1000).toFixed(1)} KB`),
+  ...vsFloorLines('connections', 'heapPerStreamBytes', 'heap per stream', value => `${(value / 1000).toFixed(1)} KB`),
   `whole run: ${((performance.now() - started) / 1000).toFixed(0)} s`])
 mkdirSync(resultsDir, { recursive: true })
 const stamp = info.date.replaceAll(':', '-').replace(/\.\d+Z$/, 'Z')

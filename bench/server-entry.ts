@@ -2,8 +2,8 @@
  * One benchmarked server in its own process (started by `servers.ts`, pinned to the server core):
  * y-sse (createSyncServer over a RedisStore), the y-websocket reference server (`bin/utils.js`
  * on ws 8), or Hocuspocus. It listens on a free loopback port, reports it over IPC, and answers
- * the parent's requests: bytes on the wire so far, collect garbage (for memory readings) and, for
- * y-sse, compact a document.
+ * the parent's requests: bytes on the wire so far, collect garbage (for memory readings; every
+ * answer also says how much JavaScript heap is in use) and, for y-sse, compact a document.
  */
 import { createServer } from 'node:http'
 import type { AddressInfo, Server, Socket } from 'node:net'
@@ -12,7 +12,7 @@ import { WebSocketServer, type WebSocket } from 'ws'
 import { Server as HocuspocusServer } from '@hocuspocus/server'
 import { createSyncServer, RedisStore } from '../server/index.js'
 import { createSseFloor } from './sse-floor.js'
-import type { ServerRequest, ServerReply, ServerSpec, Traffic } from './servers.js'
+import type { ServerRequest, ServerReply, ServerSpec, ServerState, Traffic } from './servers.js'
 
 const HOST = '127.0.0.1'
 
@@ -87,9 +87,10 @@ process.on('message', (request: ServerRequest) => {
   const work = request.type === 'gc'
     ? Promise.resolve(globalThis.gc?.())
     : request.type === 'compact' ? compact(request.docId) : Promise.resolve()
+  const state = (): ServerState => ({ traffic: traffic(), heapUsed: process.memoryUsage().heapUsed })
   work.then(
-    () => send({ type: 'done', id: request.id, traffic: traffic() }),
-    error => send({ type: 'done', id: request.id, traffic: traffic(), error: String(error) })
+    () => send({ type: 'done', id: request.id, ...state() }),
+    error => send({ type: 'done', id: request.id, ...state(), error: String(error) })
   )
 })
 // The parent going away (crash, Ctrl-C) ends this server too.

@@ -39,8 +39,15 @@ export interface Traffic {
   written: number
 }
 
-/** A server child's messages to the parent; every answer carries the traffic so far. */
-export type ServerReply = { type: 'ready'; port: number } | { type: 'done'; id: number; traffic: Traffic; error?: string }
+/** What a server child says with every answer: its traffic so far and the JavaScript heap it uses now. */
+export interface ServerState {
+  traffic: Traffic
+  /** `process.memoryUsage().heapUsed` once the request was done (after the collection of `gc`). */
+  heapUsed: number
+}
+
+/** A server child's messages to the parent. */
+export type ServerReply = { type: 'ready'; port: number } | ({ type: 'done'; id: number; error?: string } & ServerState)
 
 /** CPU and memory of a server at one moment. */
 export interface Usage {
@@ -61,8 +68,11 @@ export interface BenchServer {
   wsUrl: string
   pid: number
   usage(): Usage
-  /** Runs a full garbage collection in the server, so memory readings are not left-over garbage. */
-  gc(): Promise<void>
+  /**
+   * Runs a full garbage collection in the server, so memory readings are not left-over garbage;
+   * resolves with the bytes of JavaScript heap in use after it.
+   */
+  gc(): Promise<number>
   /** Compacts a document now (y-sse; a no-op for the peers, which hold one merged Y.Doc). */
   compact(docId: string): Promise<void>
   /** Bytes on the wire between the server and its clients so far. */
@@ -129,9 +139,9 @@ export const startServer = async (system: ServerKind, redis: BenchRedis, store: 
       const redisCpu = system === 'y-sse' ? cpuSeconds(redis.pid) - redisCpuAtStart : 0
       return { cpu: cpuSeconds(pid) + redisCpu, rss, peak }
     },
-    gc: async () => { await request({ type: 'gc' }) },
+    gc: async () => (await request({ type: 'gc' })).heapUsed,
     compact: async docId => { await request({ type: 'compact', docId }) },
-    traffic: () => request({ type: 'traffic' }),
+    traffic: async () => (await request({ type: 'traffic' })).traffic,
     stop: async () => {
       if (child.exitCode !== null) return
       const exited = new Promise(resolve => child.once('exit', resolve))
@@ -144,14 +154,14 @@ export const startServer = async (system: ServerKind, redis: BenchRedis, store: 
   }
 }
 
-const requester = (child: ChildProcess, system: ServerKind): (request: Request) => Promise<Traffic> => {
+const requester = (child: ChildProcess, system: ServerKind): (request: Request) => Promise<ServerState> => {
   let ids = 0
-  const pending = new Map<number, { resolve: (traffic: Traffic) => void; reject: (error: Error) => void }>()
+  const pending = new Map<number, { resolve: (state: ServerState) => void; reject: (error: Error) => void }>()
   child.on('message', (message: ServerReply) => {
     if (message.type !== 'done') return
     const waiter = pending.get(message.id)
     pending.delete(message.id)
-    if (message.error === undefined) waiter?.resolve(message.traffic)
+    if (message.error === undefined) waiter?.resolve(message)
     else waiter?.reject(new Error(`${system} server: ${message.error}`))
   })
   child.once('exit', () => {

@@ -17,7 +17,9 @@ export interface BenchSettings {
   burst: number
   /** Subscriber counts of the fan-out workload. */
   subscribers: number[]
-  /** Seconds the fan-out writer publishes, at 100 updates/s. */
+  /** Writer counts of the fan-out workload: a row for each with each subscriber count. */
+  fanoutWriters: number[]
+  /** Seconds the fan-out writers publish, at 100 updates/s each. */
   fanoutSeconds: number
   fanoutWarmupSeconds: number
   /** Missed edits of the resume workload. */

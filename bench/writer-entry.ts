@@ -1,6 +1,7 @@
 /**
- * The fan-out writer in its own process (on the client core, like the subscribers): a real
- * provider that appends a marker `[seq]` to a text at a fixed rate. Its own event loop keeps its
+ * A fan-out writer in its own process (on the client core, like the subscribers): a real
+ * provider that appends a marker `[seq]` to a text at a fixed rate; with several writers, each
+ * writes the markers whose `seq` is its index modulo their number. Its own event loop keeps its
  * request round trips out of the subscribers' (in a deployment the writer is another machine),
  * which matters for y-sse, whose writer waits for each POST's answer. It reports when each marker
  * was written, on the clock every process on the machine shares. A warm-up run with other markers
@@ -15,11 +16,14 @@ import { now, paced, waitUntil } from './workload.js'
 export interface WriterSpec {
   server: Pick<BenchServer, 'system' | 'url' | 'wsUrl'>
   docId: string
-  /** Markers `[seq]` written in the measured run. */
+  /** Markers `[seq]` this writer writes in the measured run. */
   count: number
-  /** Markers `{seq}` written before it, at the same rate, to warm up the server (not measured). */
+  /** Markers `{seq}` it writes before it, at the same rate, to warm up the server (not measured). */
   warmup: number
   ratePerSecond: number
+  /** This writer's index among `writers`: its markers are `seq = index + k * writers`. */
+  index: number
+  writers: number
 }
 
 /** The parent's requests, in this order: warm up, then run. */
@@ -29,7 +33,8 @@ export type WriterRequest = { type: 'warm' } | { type: 'start' }
 export type WriterReply =
   | { type: 'synced' }
   | { type: 'warmed' }
-  | { type: 'done'; published: number[]; text: string }
+  /** `published[k]`: when marker `index + k * writers` was written. */
+  | { type: 'done'; published: number[] }
 
 const send = (message: WriterReply): void => {
   process.send?.(message)
@@ -49,12 +54,12 @@ const spec = JSON.parse(process.argv[2] ?? '{}') as WriterSpec
 const writer = syncClient(spec.server as BenchServer, spec.docId)
 const text = writer.doc.getText('t')
 
-/** Appends `count` markers at the spec's rate; @returns when each was written. */
+/** Appends `count` of this writer's markers at the spec's rate; @returns when each was written. */
 const write = async (count: number, marker: (seq: number) => string): Promise<number[]> => {
   const published: number[] = []
-  await paced(count, spec.ratePerSecond, seq => {
+  await paced(count, spec.ratePerSecond, k => {
     published.push(now())
-    text.insert(text.length, marker(seq))
+    text.insert(text.length, marker(spec.index + k * spec.writers))
   })
   await waitUntil(() => writer.acked(), 30_000, () => 'the writer\'s updates were not acknowledged')
   return published
@@ -67,7 +72,7 @@ await write(spec.warmup, seq => `{${seq}}`)
 send({ type: 'warmed' })
 await request('start')
 const published = await write(spec.count, seq => `[${seq}]`)
-send({ type: 'done', published, text: text.toString() })
+send({ type: 'done', published })
 process.on('disconnect', () => {
   writer.destroy()
   process.exit(0)

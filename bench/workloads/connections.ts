@@ -21,7 +21,7 @@ const holdStreams = async (context: BenchContext, kind: ServerKind, target: numb
   const open: Subscriber[] = []
   try {
     const prefix = `conn-${Date.now()}`
-    await server.gc()
+    const emptyHeap = await server.gc()
     const empty = server.usage().rss
     const started = performance.now()
     let stopped = ''
@@ -44,10 +44,10 @@ const holdStreams = async (context: BenchContext, kind: ServerKind, target: numb
       if (performance.now() - started > TOTAL_TIMEOUT_MS) stopped ||= `time limit of ${TOTAL_TIMEOUT_MS / 1000} s`
     }
     const seconds = (performance.now() - started) / 1000
-    await server.gc()
+    const heap = await server.gc()
     const { rss, peak } = server.usage()
     context.log(`  ${rowSystem(kind)}: ${open.length} streams in ${seconds.toFixed(1)} s${stopped === '' ? '' : ` (stopped: ${stopped})`}`)
-    return { held: open.length, seconds, perStreamBytes: open.length === 0 ? null : (rss - empty) / open.length, rss, peakRss: peak, stopped: stopped === '' ? 'target reached' : stopped }
+    return { held: open.length, seconds, perStreamBytes: open.length === 0 ? null : (rss - empty) / open.length, heapPerStreamBytes: open.length === 0 ? null : (heap - emptyHeap) / open.length, rss, peakRss: peak, stopped: stopped === '' ? 'target reached' : stopped }
   } finally {
     for (const s of open) s.close()
     await server.stop()
@@ -67,14 +67,16 @@ export const connections = {
         { key: 'held', label: 'streams held', better: 'higher' },
         { key: 'seconds', label: 'time to open (s)', better: 'lower' },
         { key: 'perStreamBytes', label: 'RSS per stream', better: 'lower' },
+        { key: 'heapPerStreamBytes', label: 'heap per stream', better: 'lower' },
         { key: 'rss', label: 'server RSS' },
         { key: 'peakRss', label: 'server peak RSS' },
         { key: 'stopped', label: 'ended by' }
       ],
       rows,
-      headline: ['perStreamBytes', 'seconds'],
+      headline: ['perStreamBytes', 'heapPerStreamBytes', 'seconds'],
       notes: [
         `Streams open in batches of ${BATCH} from one client process on 127.0.0.1; a stream counts once its initial state arrived. The run stops at the target, at a batch slower than ${BATCH_TIMEOUT_MS / 1000} s, or after ${TOTAL_TIMEOUT_MS / 1000} s.`,
+        'RSS and heap per stream: what the server\'s resident memory and its JavaScript heap in use (`process.memoryUsage().heapUsed`) grew by, each after a full GC, over the streams held.',
         'floor: a bare `node:http` server that starts each stream as y-sse does (the same headers, socket settings and event writer), sends the sync event of an empty document and holds the response, with no Koa, store, documents or heartbeat timers (`bench/sse-floor.ts`): the least an event stream costs on Node\'s HTTP server, which keeps its request, response and parser for as long as the response is open, where a WebSocket server drops them at the upgrade.'
       ]
     }]

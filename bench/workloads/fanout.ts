@@ -3,28 +3,29 @@
  * N light subscribers on the same document find the markers in the bytes of every update they
  * receive (a Yjs string is stored as UTF-8, so it appears verbatim, also inside merged updates).
  * Measured: publish-to-receive latency over all deliveries, server CPU per delivery, and every
- * marker must arrive exactly once at every subscriber.
+ * marker must arrive exactly once at every subscriber. With `--fanout-writers`, rows with several such
+ * writers on the document too, each at 100 updates/s: a document several people type into.
  */
 import { spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { syncClient, subscriber, type Subscriber } from '../clients.js'
 import { rowSystem, startServer, type BenchServer, type ServerKind } from '../servers.js'
 import type { WriterReply, WriterRequest, WriterSpec } from '../writer-entry.js'
-import { ConvergenceError, floorRow, now, perSystem, quantile, waitForText, waitUntil, type BenchContext, type Row, type WorkloadResult } from '../workload.js'
+import { ConvergenceError, floorRow, now, perSystem, quantile, waitUntil, type BenchContext, type Row, type WorkloadResult } from '../workload.js'
 
 const RATE_PER_SECOND = 100
 /** How long after the last publish every subscriber must have everything. */
 const DRAIN_TIMEOUT_MS = 30_000
 const MARKER = /\[(\d+)\]/g
-/** The writer's warm-up markers, counted but not measured. */
-const WARMUP_MARKER = /\{\d+\}/g
+/** The writers' warm-up markers, counted but not measured. */
+const WARMUP_MARKER = /\{(\d+)\}/g
 /** Subscribers opened at once. */
 const OPEN_BATCH = 100
 
 const WRITER = fileURLToPath(new URL('../writer-entry.js', import.meta.url))
 
 /** The writer in its own process (it inherits the client core): synced, then warmed up, then run on request. */
-const startWriter = (spec: WriterSpec): { synced: Promise<void>; warm(): Promise<void>; run(): Promise<{ published: number[]; text: string }>; stop(): void } => {
+const startWriter = (spec: WriterSpec): { synced: Promise<void>; warm(): Promise<void>; run(): Promise<number[]>; stop(): void } => {
   const child = spawn(process.execPath, [WRITER, JSON.stringify({ ...spec, server: { system: spec.server.system, url: spec.server.url, wsUrl: spec.server.wsUrl } })], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
   const replies = (type: WriterReply['type']): Promise<WriterReply> => new Promise((resolve, reject) => {
     child.once('exit', code => reject(new Error(`the writer exited with code ${code}`)))
@@ -41,7 +42,7 @@ const startWriter = (spec: WriterSpec): { synced: Promise<void>; warm(): Promise
     run: async () => {
       const reply = await ask({ type: 'start' }, 'done')
       if (reply.type !== 'done') throw new Error('unexpected writer reply')
-      return { published: reply.published, text: reply.text }
+      return reply.published
     },
     stop: () => { if (child.connected) child.disconnect() }
   }
@@ -135,43 +136,63 @@ const openSubscribers = async (server: BenchServer, docId: string, deliveries: D
   return subscribers
 }
 
+/** Whether `text` holds each marker of `pattern` numbered 0 … `count - 1` exactly once, and no other. */
+const holdsMarkers = (text: string, pattern: RegExp, count: number): boolean => {
+  const seen = new Uint8Array(count)
+  for (const match of text.matchAll(pattern)) {
+    const seq = Number(match[1])
+    if (seq >= count || seen[seq] === 1) return false
+    seen[seq] = 1
+  }
+  return seen.every(s => s === 1)
+}
+
 /**
- * One row's values: a fresh server of `kind`, its writer in a process of its own, `n`
- * subscribers. Every marker must arrive exactly once at every subscriber (for y-sse and the floor;
- * the peers' rows report what they lost), and, where the server keeps the document, a fresh reader
- * must then hold what the writer wrote.
+ * One row's values: a fresh server of `kind`, `writers` writers each in a process of its own
+ * writing `count` markers, `n` subscribers. Every marker must arrive exactly once at every
+ * subscriber (for y-sse and the floor; the peers' rows report what they lost), and, where the
+ * server keeps the document, a fresh reader must then hold every marker once.
  */
-const measure = async (context: BenchContext, kind: ServerKind, n: number, count: number, warmup: number): Promise<Row['values']> => {
+const measure = async (context: BenchContext, kind: ServerKind, { n, writers }: Shape, count: number, warmup: number): Promise<Row['values']> => {
   const server = await startServer(kind, context.redis)
   const subscribers: Subscriber[] = []
-  let stopWriter = (): void => {}
+  const started: Array<ReturnType<typeof startWriter>> = []
   try {
-    const docId = `fanout-${n}-${Date.now()}`
-    const writer = startWriter({ server, docId, count, warmup, ratePerSecond: RATE_PER_SECOND })
-    stopWriter = writer.stop
-    await writer.synced
-    const deliveries = new Deliveries(count, n)
+    const docId = `fanout-${n}-${writers}-${Date.now()}`
+    for (let index = 0; index < writers; index++) {
+      started.push(startWriter({ server, docId, count, warmup, ratePerSecond: RATE_PER_SECOND, index, writers }))
+    }
+    await Promise.all(started.map(w => w.synced))
+    const total = count * writers
+    const deliveries = new Deliveries(total, n)
     subscribers.push(...await openSubscribers(server, docId, deliveries))
-    await writer.warm()
-    await deliveries.warmedUp(warmup)
+    await Promise.all(started.map(w => w.warm()))
+    await deliveries.warmedUp(warmup * writers)
     const usage = server.usage()
     const cpuAtStart = process.cpuUsage()
-    const started = performance.now()
-    const { published, text } = await writer.run()
+    const startedAt = performance.now()
+    const runs = await Promise.all(started.map(w => w.run()))
     await deliveries.drained()
     const serverCpu = server.usage().cpu - usage.cpu
     const clientCpu = process.cpuUsage(cpuAtStart)
-    const wall = (performance.now() - started) / 1000
+    const wall = (performance.now() - startedAt) / 1000
+    const published = new Array<number>(total)
+    runs.forEach((times, index) => times.forEach((at, k) => { published[index + k * writers] = at }))
     if (kind !== 'sse-floor') {
-      // What everyone was sent must be what the writer holds (the floor keeps nothing to check).
+      // What everyone was sent must be what the server holds (the floor keeps nothing to check).
       const check = syncClient(server, docId)
       await check.whenSynced()
-      await waitForText(check.doc, text, DRAIN_TIMEOUT_MS, `${kind} check reader`)
+      const text = check.doc.getText('t')
+      const complete = (): boolean => {
+        const content = text.toString()
+        return holdsMarkers(content, MARKER, total) && holdsMarkers(content, WARMUP_MARKER, warmup * writers)
+      }
+      await waitUntil(complete, DRAIN_TIMEOUT_MS, () => `${kind} check reader lacks markers or has some twice`)
       check.destroy()
     }
     const sorted = deliveries.latencies(published)
     const { received, duplicates, lost } = deliveries
-    context.log(`  ${rowSystem(kind)}, ${n} subscribers: p50 ${quantile(sorted, 0.5).toFixed(1)} ms, p99 ${quantile(sorted, 0.99).toFixed(1)} ms, lost ${lost}, duplicated ${duplicates}`)
+    context.log(`  ${rowSystem(kind)}, ${variantOf({ n, writers })}: p50 ${quantile(sorted, 0.5).toFixed(1)} ms, p99 ${quantile(sorted, 0.99).toFixed(1)} ms, lost ${lost}, duplicated ${duplicates}`)
     if ((kind === 'y-sse' || kind === 'sse-floor') && (lost > 0 || duplicates > 0)) throw new ConvergenceError(`${lost} lost and ${duplicates} duplicated deliveries`)
     return {
       p50: quantile(sorted, 0.5),
@@ -185,13 +206,20 @@ const measure = async (context: BenchContext, kind: ServerKind, n: number, count
       peakRss: server.usage().peak
     }
   } finally {
-    stopWriter()
+    for (const w of started) w.stop()
     for (const s of subscribers) s.close()
     await server.stop()
   }
 }
 
-const variantOf = (n: number): string => `${n.toLocaleString('en-US')} subscribers`
+/** A row's subscribers and writers. */
+interface Shape {
+  n: number
+  writers: number
+}
+
+const variantOf = ({ n, writers }: Shape): string =>
+  `${n.toLocaleString('en-US')} subscribers${writers === 1 ? '' : `, ${writers} writers`}`
 
 export const fanout = {
   id: 'fanout',
@@ -199,16 +227,17 @@ export const fanout = {
     const { settings } = context
     const count = settings.fanoutSeconds * RATE_PER_SECOND
     const warmup = settings.fanoutWarmupSeconds * RATE_PER_SECOND
+    const shapes = settings.fanoutWriters.flatMap(writers => settings.subscribers.map(n => ({ n, writers })))
     const rows = await perSystem(context, async system => {
       const out: Row[] = []
-      for (const n of settings.subscribers) out.push({ system, variant: variantOf(n), values: await measure(context, system, n, count, warmup) })
+      for (const shape of shapes) out.push({ system, variant: variantOf(shape), values: await measure(context, system, shape, count, warmup) })
       return out
     })
-    for (const n of settings.subscribers) rows.push(await floorRow(context, variantOf(n), () => measure(context, 'sse-floor', n, count, warmup)))
+    for (const shape of shapes) rows.push(await floorRow(context, variantOf(shape), () => measure(context, 'sse-floor', shape, count, warmup)))
     rows.sort((a, b) => (a.variant ?? '').localeCompare(b.variant ?? '', 'en', { numeric: true }))
     return [{
       id: 'fanout',
-      title: `Fan-out: one writer at ${RATE_PER_SECOND} updates/s for ${settings.fanoutSeconds} s after ${settings.fanoutWarmupSeconds} s of warm-up, N subscribers on one document`,
+      title: `Fan-out: one writer (or as many as a row says) at ${RATE_PER_SECOND} updates/s each for ${settings.fanoutSeconds} s after ${settings.fanoutWarmupSeconds} s of warm-up, N subscribers on one document`,
       metrics: [
         { key: 'p50', label: 'p50 (ms)', better: 'lower' },
         { key: 'p99', label: 'p99 (ms)', better: 'lower' },
@@ -223,7 +252,7 @@ export const fanout = {
       rows,
       headline: ['p99', 'cpuPerDelivery'],
       notes: [
-        'Latency: from the writer\'s local edit to a subscriber finding its marker, over every delivery. The writer (a real provider) runs in its own process on the client core, the subscribers in the bench process; both read the same clock.',
+        'Latency: from the writer\'s local edit to a subscriber finding its marker, over every delivery. The writer (a real provider) runs in its own process on the client core, the subscribers in the bench process; both read the same clock. Rows with several writers: each in a process of its own, all on the client core.',
         'Warm-up: every server is fresh for each row; the writer first publishes for the warm-up seconds (other markers, delivered to every subscriber, not measured), so the numbers are those of a server whose code is compiled, as after a few seconds of real traffic.',
         'Subscribers are light (raw SSE with eventsource-parser over node:http for y-sse; raw ws speaking the peer\'s protocol), all in the client process; "client core busy" is that process\'s CPU time over the wall time: near 1.0 would mean the client side limits the numbers.',
         'Server CPU per delivery: the server\'s CPU time during the run (y-sse: plus Redis) over the deliveries. "Server core busy": the same CPU time over the wall time until every delivery arrived; near 1.0, the server\'s core is what limits the row.',

@@ -1,8 +1,9 @@
 /**
- * Idle rooms: many small documents, two quiet clients each. The server's resident memory is read
- * (after a full GC) with no client, with one client per document (each writes a small update),
- * and with two: the step from one to two clients is the cost of a connection, the rest the cost
- * of a document. Every second client must have received its document's content.
+ * Idle rooms: many small documents, two quiet clients each. The server's resident memory and the
+ * JavaScript heap it uses are read (after a full GC) with no client, with one client per document
+ * (each writes a small update), and with two: the step from one to two clients is the cost of a
+ * connection, the rest the cost of a document. Every second client must have received its
+ * document's content.
  */
 import * as Y from 'yjs'
 import { subscriber, type Subscriber } from '../clients.js'
@@ -13,10 +14,22 @@ const OPEN_BATCH = 50
 /** Lets late allocations (timers, buffers) settle before memory is read. */
 const SETTLE_MS = 1000
 
-const settledRss = async (server: BenchServer): Promise<number> => {
+/** Memory of a server at rest: resident, and JavaScript heap in use. */
+interface Reading {
+  rss: number
+  heap: number
+}
+
+const settledMemory = async (server: BenchServer): Promise<Reading> => {
   await new Promise(resolve => setTimeout(resolve, SETTLE_MS))
-  await server.gc()
-  return server.usage().rss
+  const heap = await server.gc()
+  return { rss: server.usage().rss, heap }
+}
+
+/** What one connection and one document add to `key`, from the readings with none, one and two clients per document. */
+const split = (empty: Reading, one: Reading, two: Reading, key: keyof Reading, rooms: number): { perConnection: number; perDoc: number; total: number } => {
+  const perConnection = (two[key] - one[key]) / rooms
+  return { perConnection, perDoc: (one[key] - empty[key]) / rooms - perConnection, total: two[key] - empty[key] }
 }
 
 /** A small update naming its room, as a client would write one. */
@@ -35,7 +48,7 @@ export const idleRooms = {
       const clients: Subscriber[] = []
       try {
         const prefix = `idle-${Date.now()}`
-        const empty = await settledRss(server)
+        const empty = await settledMemory(server)
         const open = async (second: boolean): Promise<void> => {
           for (let first = 0; first < rooms; first += OPEN_BATCH) {
             const batch: Promise<void>[] = []
@@ -55,15 +68,24 @@ export const idleRooms = {
           }
         }
         await open(false)
-        const one = await settledRss(server)
+        const one = await settledMemory(server)
         await open(true)
-        const two = await settledRss(server)
-        const perConnection = (two - one) / rooms
-        const perDoc = (one - empty - perConnection * rooms) / rooms
-        context.log(`  ${system}: ${(perConnection / 1000).toFixed(1)} KB per connection, ${(perDoc / 1000).toFixed(1)} KB per document`)
+        const two = await settledMemory(server)
+        const rss = split(empty, one, two, 'rss', rooms)
+        const heap = split(empty, one, two, 'heap', rooms)
+        context.log(`  ${system}: ${(rss.perConnection / 1000).toFixed(1)} KB per connection, ${(rss.perDoc / 1000).toFixed(1)} KB per document (heap: ${(heap.perConnection / 1000).toFixed(1)} KB, ${(heap.perDoc / 1000).toFixed(1)} KB)`)
         return [{
           system,
-          values: { perConnectionBytes: perConnection, perDocBytes: perDoc, totalBytes: two - empty, rss: two, peakRss: server.usage().peak }
+          values: {
+            perConnectionBytes: rss.perConnection,
+            perDocBytes: rss.perDoc,
+            totalBytes: rss.total,
+            heapPerConnectionBytes: heap.perConnection,
+            heapPerDocBytes: heap.perDoc,
+            heapTotalBytes: heap.total,
+            rss: two.rss,
+            peakRss: server.usage().peak
+          }
         }]
       } finally {
         for (const c of clients) c.close()
@@ -77,13 +99,17 @@ export const idleRooms = {
         { key: 'perConnectionBytes', label: 'RSS per connection', better: 'lower' },
         { key: 'perDocBytes', label: 'RSS per document', better: 'lower' },
         { key: 'totalBytes', label: 'RSS added in total', better: 'lower' },
+        { key: 'heapPerConnectionBytes', label: 'heap per connection', better: 'lower' },
+        { key: 'heapPerDocBytes', label: 'heap per document', better: 'lower' },
+        { key: 'heapTotalBytes', label: 'heap added in total', better: 'lower' },
         { key: 'rss', label: 'server RSS', better: 'lower' },
         { key: 'peakRss', label: 'server peak RSS' }
       ],
       rows,
-      headline: ['perConnectionBytes', 'totalBytes'],
+      headline: ['perConnectionBytes', 'totalBytes', 'heapTotalBytes'],
       notes: [
         'Resident memory of the server process after a full GC: empty, with one client per document (which writes a small update), with two. Per connection = the step from one to two clients per document; per document = the rest.',
+        'heap: the JavaScript heap in use after that GC (`process.memoryUsage().heapUsed`), split the same way: what the server\'s objects hold, without the memory V8 and the allocator keep reserved, which RSS counts (a burst of requests can leave V8\'s young generation grown by megabytes).',
         'y-sse stores documents in Redis; per document the server holds its subscription and, for a document being read, the document merged in memory (a `Y.Doc`, within the store\'s `mergedDocsBytes` budget).'
       ]
     }]
