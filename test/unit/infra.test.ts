@@ -1,3 +1,6 @@
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
 import { redisUrl, startRedisServer, uniquePrefix } from '../helpers/redis.js';
@@ -40,4 +43,14 @@ describe('test infrastructure', () => {
       await server.stop();
     }
   });
+
+  // Vitest strips types without checking them, and the build compiles only what ships: without
+  // this, a type error in a test or in bench/ would pass CI.
+  it('type-checks the whole repository (tsconfig.json: server, client, shared, scripts, test, bench)', async () => {
+    const cwd = fileURLToPath(new URL('../../', import.meta.url));
+    const tsc = promisify(execFile)(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.json', '--noEmit'], { cwd });
+    const outcome = await tsc.then(() => ({ ok: true, output: '' }), (error: { stdout?: string; message: string }) => ({ ok: false, output: error.stdout ?? error.message }));
+    expect(outcome.output).toBe('');
+    expect(outcome.ok).toBe(true);
+  }, 120_000);
 });
