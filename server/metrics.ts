@@ -40,7 +40,8 @@ export class Metrics implements StoreObserver {
     buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1], registers: [this.registry]
   })
   private readonly deliverSeconds = new Histogram({
-    name: 'ysse_publish_to_deliver_seconds', help: 'From storing an update to writing it to a stream.',
+    name: 'ysse_publish_to_deliver_seconds',
+    help: 'From storing an update to having written it to every stream of this instance that keeps up; once per update (a slow stream\'s held-back updates, merged, count once more when it catches up).',
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5], registers: [this.registry]
   })
   private readonly resumes = new Counter({ name: 'ysse_resumes_total', help: 'Sync events, by how the update was made.', labelNames: ['kind'], registers: [this.registry] })
