@@ -33,8 +33,6 @@ export interface EncodedUpdate {
   base64: string
   /** When it was stored (for the delivery-age metric). */
   storedAt: number | null
-  /** Set once its delivery age is on its way to the metric ({@link DocumentFeed}'s `sendUpdate`). */
-  timed?: true
   /** The plain `update` event of single-document streams, framed on first use. */
   frame?: SseFrame
   /** The data of the multiplexed `update` event (document tag, then the update), encoded on first use. */
@@ -213,25 +211,21 @@ class DocumentFeed {
 
   /** Sends everything held back as one merged update under the newest event ID (the client reads again). */
   flushQueue (): void {
+    const [first] = this.queue
     const last = this.queue.at(-1)
-    if (last === undefined || this.writer.closed) return
+    if (first === undefined || last === undefined || this.writer.closed) return
     const update = mergeAll(this.queue.map(q => q.update))
     for (const queued of this.queue) this.backlog.bytes -= queued.update.length
     this.queue = []
-    this.sendUpdate(last.eventId, update)
+    this.framing.update(this.docId, last.eventId, encodeUpdate(last.eventId, update))
+    const storedAt = storedAtOf(first.eventId)
+    if (storedAt !== null) this.options.metrics?.backlogDelivered(storedAt)
   }
 
   private sendUpdate (eventId: string, update: Uint8Array): void {
     const encoded = encodeUpdate(eventId, update)
     this.framing.update(this.docId, eventId, encoded)
-    const { metrics } = this.options
-    if (metrics === null || encoded.storedAt === null || encoded.timed === true) return
-    // Once per update, after the synchronous step that writes it to every stream keeping up: the
-    // age when its last reader got it. Observed per stream, it was a tenth of the CPU y-sse adds
-    // per delivery to a bare node:http server at 1,000 readers.
-    encoded.timed = true
-    const storedAt = encoded.storedAt
-    queueMicrotask(() => metrics.delivered((Date.now() - storedAt) / 1000))
+    if (encoded.storedAt !== null) this.options.metrics?.updateDelivered(encoded, encoded.storedAt)
   }
 
   /** Keeps the client's presence record alive while its stream is open. */

@@ -41,7 +41,7 @@ export class Metrics implements StoreObserver {
   })
   private readonly deliverSeconds = new Histogram({
     name: 'ysse_publish_to_deliver_seconds',
-    help: 'From storing an update to having written it to every stream of this instance that keeps up; once per update (a slow stream\'s held-back updates, merged, count once more when it catches up).',
+    help: 'From storing an update to having written it to every stream of this instance that keeps up, once per update; a slow stream catching up counts once more, with the age of the oldest update it was held back.',
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5], registers: [this.registry]
   })
   private readonly resumes = new Counter({ name: 'ysse_resumes_total', help: 'Sync events, by how the update was made.', labelNames: ['kind'], registers: [this.registry] })
@@ -58,6 +58,8 @@ export class Metrics implements StoreObserver {
   private readonly storeErrors = new Counter({ name: 'ysse_store_errors_total', help: 'Failed store operations.', registers: [this.registry] })
   private readonly refused = new Counter({ name: 'ysse_requests_refused_total', help: 'Requests answered with an error, by error code.', labelNames: ['code'], registers: [this.registry] })
   private readonly openByDoc = new Map<string, number>()
+  /** Updates whose delivery age is observed already (or about to be), by the object that stands for each. */
+  private readonly timedUpdates = new WeakSet<object>()
 
   constructor (options: { processMetrics?: boolean } = {}) {
     if (options.processMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: 'ysse_' })
@@ -107,8 +109,26 @@ export class Metrics implements StoreObserver {
     }
   }
 
-  delivered (seconds: number): void {
-    this.deliverSeconds.observe(Math.max(0, seconds))
+  /**
+   * An update stored at `storedAt` (ms since the epoch) was written to a stream of this instance;
+   * called for every stream, observed once per update (`update` stands for it): at the end of the
+   * synchronous step that writes it to every stream keeping up, so the age its last reader got it
+   * at (a batch delivered in one step shares that moment). Observed per stream, prom-client's
+   * `observe` was a tenth of what y-sse adds per delivery to a bare `node:http` server.
+   */
+  updateDelivered (update: object, storedAt: number): void {
+    if (this.timedUpdates.has(update)) return
+    this.timedUpdates.add(update)
+    queueMicrotask(() => this.observeAge(storedAt))
+  }
+
+  /** A slow stream caught up: what it was held back went out merged; `storedAt` is when the oldest of it was stored. */
+  backlogDelivered (storedAt: number): void {
+    this.observeAge(storedAt)
+  }
+
+  private observeAge (storedAt: number): void {
+    this.deliverSeconds.observe(Math.max(0, (Date.now() - storedAt) / 1000))
   }
 
   resumed (kind: ResumeKind): void {

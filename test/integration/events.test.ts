@@ -222,7 +222,7 @@ describe('slow readers', () => {
    * Opens a stream that stops reading, then stores 160 updates of 64 KiB (10 MiB: more than
    * loopback socket buffers plus the backlog a test allows) while it is paused.
    */
-  const fallBehind = async (maxBufferedBytes: number): Promise<{ res: http.IncomingMessage; text: Y.Text; total: number }> => {
+  const fallBehind = async (maxBufferedBytes: number): Promise<{ url: string; res: http.IncomingMessage; text: Y.Text; total: number }> => {
     const { url } = await startServer({ server: { maxBufferedBytes } })
     const { port, hostname } = new URL(url)
     const res = await new Promise<http.IncomingMessage>(resolve => {
@@ -237,7 +237,7 @@ describe('slow readers', () => {
       text.insert(0, 'x'.repeat(64 * 1024))
       await appendUpdate(url, 'd', w.updates[i] as Uint8Array)
     }
-    return { res, text, total }
+    return { url, res, text, total }
   }
 
   /** Reads the rest of the stream into a string. */
@@ -261,7 +261,7 @@ describe('slow readers', () => {
   })
 
   it('get held-back updates merged into one event when they catch up', async () => {
-    const { res, text, total } = await fallBehind(64 * 1024 * 1024)
+    const { url, res, text, total } = await fallBehind(64 * 1024 * 1024)
     const stream = readAll(res)
     const doc = new Y.Doc()
     let parsed = 0
@@ -282,6 +282,10 @@ describe('slow readers', () => {
     }, { timeout: 50_000, message: () => `reader has ${doc.getText('t').length} of ${text.length} characters; stream ended: ${stream.ended()}; ${stream.body().length} bytes received` })
     expect(doc.getText('t').toString()).toBe(text.toString())
     expect(stream.ended()).toBe(false)
-    expect(updateEvents(stream.body())).toBeLessThan(total)
+    const events = updateEvents(stream.body())
+    expect(events).toBeLessThan(total)
+    // Each update event is timed once: those written as they came, and each merged catch-up.
+    const metrics = await (await fetch(url + '/metrics')).text()
+    expect(metrics).toContain(`\nysse_publish_to_deliver_seconds_count ${events}\n`)
   }, 60_000)
 })
