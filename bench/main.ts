@@ -8,9 +8,9 @@
  *   --edits N                 trace edits to replay (default: the whole trace)
  *   --burst N                 edits between yields to the event loop while replaying (default 10)
  *   --subscribers 200,1000    fan-out subscriber counts
- *   --fanout-writers 1,4      fan-out writer counts (each at 100 updates/s; default 1)
- *   --fanout-seconds N        seconds the fan-out writer publishes at 100 updates/s
- *   --fanout-warmup N         seconds it publishes before that, not measured (default 3)
+ *   --fanout-writers 1,4      fan-out writer counts (default 1)
+ *   --fanout-seconds N        seconds the fan-out writers publish, each at 100 updates/s
+ *   --fanout-warmup N         seconds they publish before that, not measured (default 3)
  *   --missed 10,1000,100000   missed edits of the resume workload
  *   --rooms N                 documents of the idle-rooms workload (two clients each)
  *   --connections N           idle streams the connections workload tries to hold

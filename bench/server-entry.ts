@@ -83,11 +83,13 @@ const traffic = (): Traffic => {
   return total
 }
 
+/** What every answer carries. */
+const state = (): ServerState => ({ traffic: traffic(), heapUsed: process.memoryUsage().heapUsed })
+
 process.on('message', (request: ServerRequest) => {
   const work = request.type === 'gc'
     ? Promise.resolve(globalThis.gc?.())
     : request.type === 'compact' ? compact(request.docId) : Promise.resolve()
-  const state = (): ServerState => ({ traffic: traffic(), heapUsed: process.memoryUsage().heapUsed })
   work.then(
     () => send({ type: 'done', id: request.id, ...state() }),
     error => send({ type: 'done', id: request.id, ...state(), error: String(error) })

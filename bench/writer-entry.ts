@@ -1,16 +1,18 @@
 /**
  * A fan-out writer in its own process (on the client core, like the subscribers): a real
  * provider that appends a marker `[seq]` to a text at a fixed rate; with several writers, each
- * writes the markers whose `seq` is its index modulo their number. Its own event loop keeps its
+ * writes the markers whose `seq` modulo their number is its index ({@link markerSeq}), its ticks
+ * spread evenly between the others'. Its own event loop keeps its
  * request round trips out of the subscribers' (in a deployment the writer is another machine),
  * which matters for y-sse, whose writer waits for each POST's answer. It reports when each marker
  * was written, on the clock every process on the machine shares. A warm-up run with other markers
  * comes first, so the measured run finds the server's code compiled, as it is after a few seconds
  * of real traffic.
  */
+import { setTimeout as sleep } from 'node:timers/promises'
 import { syncClient } from './clients.js'
 import type { BenchServer } from './servers.js'
-import { now, paced, waitUntil } from './workload.js'
+import { markerSeq, now, paced, waitUntil } from './workload.js'
 
 /** What the parent asks for (argv[2], as JSON). */
 export interface WriterSpec {
@@ -21,7 +23,7 @@ export interface WriterSpec {
   /** Markers `{seq}` it writes before it, at the same rate, to warm up the server (not measured). */
   warmup: number
   ratePerSecond: number
-  /** This writer's index among `writers`: its markers are `seq = index + k * writers`. */
+  /** This writer's index among `writers` ({@link markerSeq}). */
   index: number
   writers: number
 }
@@ -33,8 +35,11 @@ export type WriterRequest = { type: 'warm' } | { type: 'start' }
 export type WriterReply =
   | { type: 'synced' }
   | { type: 'warmed' }
-  /** `published[k]`: when marker `index + k * writers` was written. */
-  | { type: 'done'; published: number[] }
+  | {
+    type: 'done'
+    /** `published[k]`: when this writer's `k`-th marker ({@link markerSeq}) was written. */
+    published: number[]
+  }
 
 const send = (message: WriterReply): void => {
   process.send?.(message)
@@ -54,12 +59,17 @@ const spec = JSON.parse(process.argv[2] ?? '{}') as WriterSpec
 const writer = syncClient(spec.server as BenchServer, spec.docId)
 const text = writer.doc.getText('t')
 
-/** Appends `count` of this writer's markers at the spec's rate; @returns when each was written. */
+/**
+ * Appends `count` of this writer's markers at the spec's rate, starting its share of a period
+ * after the one before it: writers that ticked together would send bursts, not people typing.
+ * @returns when each was written.
+ */
 const write = async (count: number, marker: (seq: number) => string): Promise<number[]> => {
   const published: number[] = []
+  await sleep(spec.index * 1000 / spec.ratePerSecond / spec.writers)
   await paced(count, spec.ratePerSecond, k => {
     published.push(now())
-    text.insert(text.length, marker(spec.index + k * spec.writers))
+    text.insert(text.length, marker(markerSeq(spec.index, k, spec.writers)))
   })
   await waitUntil(() => writer.acked(), 30_000, () => 'the writer\'s updates were not acknowledged')
   return published

@@ -11,7 +11,8 @@ import { fileURLToPath } from 'node:url'
 import { syncClient, subscriber, type Subscriber } from '../clients.js'
 import { rowSystem, startServer, type BenchServer, type ServerKind } from '../servers.js'
 import type { WriterReply, WriterRequest, WriterSpec } from '../writer-entry.js'
-import { ConvergenceError, floorRow, now, perSystem, quantile, waitUntil, type BenchContext, type Row, type WorkloadResult } from '../workload.js'
+import { cpuSeconds } from '../proc.js'
+import { ConvergenceError, floorRow, markerSeq, now, perSystem, quantile, waitUntil, type BenchContext, type Row, type WorkloadResult } from '../workload.js'
 
 const RATE_PER_SECOND = 100
 /** How long after the last publish every subscriber must have everything. */
@@ -24,8 +25,8 @@ const OPEN_BATCH = 100
 
 const WRITER = fileURLToPath(new URL('../writer-entry.js', import.meta.url))
 
-/** The writer in its own process (it inherits the client core): synced, then warmed up, then run on request. */
-const startWriter = (spec: WriterSpec): { synced: Promise<void>; warm(): Promise<void>; run(): Promise<number[]>; stop(): void } => {
+/** A writer in its own process (it inherits the client core): synced, then warmed up, then run on request. */
+const startWriter = (spec: WriterSpec): { pid: number; synced: Promise<void>; warm(): Promise<void>; run(): Promise<number[]>; stop(): void } => {
   const child = spawn(process.execPath, [WRITER, JSON.stringify({ ...spec, server: { system: spec.server.system, url: spec.server.url, wsUrl: spec.server.wsUrl } })], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
   const replies = (type: WriterReply['type']): Promise<WriterReply> => new Promise((resolve, reject) => {
     child.once('exit', code => reject(new Error(`the writer exited with code ${code}`)))
@@ -37,6 +38,7 @@ const startWriter = (spec: WriterSpec): { synced: Promise<void>; warm(): Promise
     return answer
   }
   return {
+    pid: child.pid as number,
     synced: replies('synced').then(() => {}),
     warm: async () => { await ask({ type: 'warm' }, 'warmed') },
     run: async () => {
@@ -136,15 +138,16 @@ const openSubscribers = async (server: BenchServer, docId: string, deliveries: D
   return subscribers
 }
 
-/** Whether `text` holds each marker of `pattern` numbered 0 … `count - 1` exactly once, and no other. */
-const holdsMarkers = (text: string, pattern: RegExp, count: number): boolean => {
+/** How many of the markers of `pattern` numbered 0 … `count - 1` `text` lacks, and how many others or repeats it holds. */
+const markersIn = (text: string, pattern: RegExp, count: number): { missing: number; extra: number } => {
   const seen = new Uint8Array(count)
+  let extra = 0
   for (const match of text.matchAll(pattern)) {
     const seq = Number(match[1])
-    if (seq >= count || seen[seq] === 1) return false
-    seen[seq] = 1
+    if (seq >= count || seen[seq] === 1) extra++
+    else seen[seq] = 1
   }
-  return seen.every(s => s === 1)
+  return { missing: seen.reduce((n, s) => n + 1 - s, 0), extra }
 }
 
 /**
@@ -156,38 +159,51 @@ const holdsMarkers = (text: string, pattern: RegExp, count: number): boolean => 
 const measure = async (context: BenchContext, kind: ServerKind, { n, writers }: Shape, count: number, warmup: number): Promise<Row['values']> => {
   const server = await startServer(kind, context.redis)
   const subscribers: Subscriber[] = []
-  const started: Array<ReturnType<typeof startWriter>> = []
+  const writerProcs: Array<ReturnType<typeof startWriter>> = []
   try {
     const docId = `fanout-${n}-${writers}-${Date.now()}`
     for (let index = 0; index < writers; index++) {
-      started.push(startWriter({ server, docId, count, warmup, ratePerSecond: RATE_PER_SECOND, index, writers }))
+      writerProcs.push(startWriter({ server, docId, count, warmup, ratePerSecond: RATE_PER_SECOND, index, writers }))
     }
-    await Promise.all(started.map(w => w.synced))
+    await Promise.all(writerProcs.map(w => w.synced))
     const total = count * writers
     const deliveries = new Deliveries(total, n)
     subscribers.push(...await openSubscribers(server, docId, deliveries))
-    await Promise.all(started.map(w => w.warm()))
+    await Promise.all(writerProcs.map(w => w.warm()))
     await deliveries.warmedUp(warmup * writers)
     const usage = server.usage()
-    const cpuAtStart = process.cpuUsage()
+    const clientCpu = (): number => {
+      const own = process.cpuUsage()
+      return (own.user + own.system) / 1e6 + writerProcs.reduce((sum, w) => sum + cpuSeconds(w.pid), 0)
+    }
+    const clientCpuAtStart = clientCpu()
     const startedAt = performance.now()
-    const runs = await Promise.all(started.map(w => w.run()))
+    const runs = await Promise.all(writerProcs.map(w => w.run()))
     await deliveries.drained()
     const serverCpu = server.usage().cpu - usage.cpu
-    const clientCpu = process.cpuUsage(cpuAtStart)
+    const clientCpuUsed = clientCpu() - clientCpuAtStart
     const wall = (performance.now() - startedAt) / 1000
     const published = new Array<number>(total)
-    runs.forEach((times, index) => times.forEach((at, k) => { published[index + k * writers] = at }))
+    runs.forEach((times, index) => times.forEach((at, k) => { published[markerSeq(index, k, writers)] = at }))
     if (kind !== 'sse-floor') {
-      // What everyone was sent must be what the server holds (the floor keeps nothing to check).
+      // The document the server holds must have every marker once (the floor keeps nothing to check).
       const check = syncClient(server, docId)
       await check.whenSynced()
       const text = check.doc.getText('t')
-      const complete = (): boolean => {
+      const tally = (): { missing: number; extra: number } => {
         const content = text.toString()
-        return holdsMarkers(content, MARKER, total) && holdsMarkers(content, WARMUP_MARKER, warmup * writers)
+        const measured = markersIn(content, MARKER, total)
+        const warm = markersIn(content, WARMUP_MARKER, warmup * writers)
+        return { missing: measured.missing + warm.missing, extra: measured.extra + warm.extra }
       }
-      await waitUntil(complete, DRAIN_TIMEOUT_MS, () => `${kind} check reader lacks markers or has some twice`)
+      const whole = (): boolean => {
+        const { missing, extra } = tally()
+        return missing === 0 && extra === 0
+      }
+      await waitUntil(whole, DRAIN_TIMEOUT_MS, () => {
+        const { missing, extra } = tally()
+        return `${kind} check reader: ${missing} markers missing, ${extra} repeated or unknown`
+      })
       check.destroy()
     }
     const sorted = deliveries.latencies(published)
@@ -202,11 +218,11 @@ const measure = async (context: BenchContext, kind: ServerKind, { n, writers }: 
       lost,
       duplicated: duplicates,
       serverBusy: serverCpu / wall,
-      clientBusy: (clientCpu.user + clientCpu.system) / 1e6 / wall,
+      clientBusy: clientCpuUsed / wall,
       peakRss: server.usage().peak
     }
   } finally {
-    for (const w of started) w.stop()
+    for (const w of writerProcs) w.stop()
     for (const s of subscribers) s.close()
     await server.stop()
   }
@@ -252,9 +268,9 @@ export const fanout = {
       rows,
       headline: ['p99', 'cpuPerDelivery'],
       notes: [
-        'Latency: from the writer\'s local edit to a subscriber finding its marker, over every delivery. The writer (a real provider) runs in its own process on the client core, the subscribers in the bench process; both read the same clock. Rows with several writers: each in a process of its own, all on the client core.',
-        'Warm-up: every server is fresh for each row; the writer first publishes for the warm-up seconds (other markers, delivered to every subscriber, not measured), so the numbers are those of a server whose code is compiled, as after a few seconds of real traffic.',
-        'Subscribers are light (raw SSE with eventsource-parser over node:http for y-sse; raw ws speaking the peer\'s protocol), all in the client process; "client core busy" is that process\'s CPU time over the wall time: near 1.0 would mean the client side limits the numbers.',
+        'Latency: from the writer\'s local edit to a subscriber finding its marker, over every delivery. The writer (a real provider) runs in its own process on the client core, the subscribers in the bench process; both read the same clock. Rows with several writers: each in a process of its own, all on the client core, their ticks spread evenly over the 10 ms between two of one writer\'s.',
+        'Warm-up: every server is fresh for each row; the writers first publish for the warm-up seconds (other markers, delivered to every subscriber, not measured), so the numbers are those of a server whose code is compiled, as after a few seconds of real traffic.',
+        'Subscribers are light (raw SSE with eventsource-parser over node:http for y-sse; raw ws speaking the peer\'s protocol), all in the bench process; "client core busy" is the CPU time of that process and the writers\' over the wall time: near 1.0 would mean the client side limits the numbers.',
         'Server CPU per delivery: the server\'s CPU time during the run (y-sse: plus Redis) over the deliveries. "Server core busy": the same CPU time over the wall time until every delivery arrived; near 1.0, the server\'s core is what limits the row.',
         'floor: the bare `node:http` server of `bench/sse-floor.ts`, which answers each POST and writes its body to every stream of the document as one event framed once, as y-sse does, with no Koa, Redis, validation, storage or heartbeats. Its writer, in a process of its own like the others, POSTs as the provider does (one POST in flight, what waits merged into the next), and nothing may be lost or duplicated. The least an SSE server on Node pays per delivery.'
       ]
