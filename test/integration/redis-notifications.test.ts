@@ -7,7 +7,7 @@ import { docKeys } from '../../server/store/redis-keys.js'
 import { parseEventId } from '../../server/store/history.js'
 import type { DocEvent } from '../../server/store/types.js'
 import { validateUpdate } from '../../server/validate.js'
-import { redisUrl, uniquePrefix } from '../helpers/redis.js'
+import { redisUrl, startRedisServer, uniquePrefix } from '../helpers/redis.js'
 import { onCleanup } from '../helpers/server.js'
 import { waitFor } from '../helpers/wait.js'
 
@@ -53,16 +53,22 @@ describe('notifications of a Redis store', () => {
 
 describe('an update appended on the instance that delivers it', () => {
   it('is delivered once, and its notification neither delivers it again nor makes the instance read the log', async () => {
+    // A Redis of its own, and every other client ready before MONITOR starts: ioredis takes a
+    // command logged in the same read as MONITOR's answer for a reply ("Command queue state
+    // error"), and other test files' clients, or these ones' ready checks, could send one then.
+    const redis = await startRedisServer()
+    onCleanup(() => redis.stop())
     const prefix = uniquePrefix('own')
-    const store = new RedisStore({ redis: redisUrl(), prefix })
-    const other = new RedisStore({ redis: redisUrl(), prefix })
-    const monitor = await new Redis(redisUrl()).monitor()
-    const publisher = new Redis(redisUrl())
+    const store = new RedisStore({ redis: redis.url, prefix })
+    const other = new RedisStore({ redis: redis.url, prefix })
+    const publisher = new Redis(redis.url)
     onCleanup(async () => {
-      monitor.disconnect()
       publisher.disconnect()
       await Promise.all([store.close(), other.close()])
     })
+    await Promise.all([store.ping(), other.ping(), publisher.ping()])
+    const monitor = await new Redis(redis.url).monitor()
+    onCleanup(async () => { monitor.disconnect() })
     const reads: string[] = []
     const log = docKeys(prefix, 'd').log
     // A read of what follows the cursor (a catch-up's XRANGE with COUNT; the background merge of
