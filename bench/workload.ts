@@ -125,7 +125,10 @@ export const waitForText = (doc: Y.Doc, expected: string, timeoutMs: number, who
     () => `${who} has ${text.length} characters, expected ${expected.length}`)
 }
 
-/** The number of the `k`-th marker of fan-out writer `index` of `writers`: every writer numbers its own, all of them together number 0, 1, 2, … */
+/**
+ * The number of the `k`-th marker of fan-out writer `index` of `writers`: each writer numbers its
+ * own, and all of them together number 0, 1, 2, …
+ */
 export const markerSeq = (index: number, k: number, writers: number): number => index + k * writers
 
 /** Milliseconds since the epoch with sub-millisecond resolution, comparable between processes. */

@@ -2,12 +2,11 @@
  * A fan-out writer in its own process (on the client core, like the subscribers): a real
  * provider that appends a marker `[seq]` to a text at a fixed rate; with several writers, each
  * writes the markers whose `seq` modulo their number is its index ({@link markerSeq}), its ticks
- * spread evenly between the others'. Its own event loop keeps its
- * request round trips out of the subscribers' (in a deployment the writer is another machine),
- * which matters for y-sse, whose writer waits for each POST's answer. It reports when each marker
- * was written, on the clock every process on the machine shares. A warm-up run with other markers
- * comes first, so the measured run finds the server's code compiled, as it is after a few seconds
- * of real traffic.
+ * spread evenly between the others'. Its own event loop keeps its request round trips out of the
+ * subscribers' (in a deployment the writer is another machine), which matters for y-sse, whose
+ * writer waits for each POST's answer. It reports when each marker was written, on the clock
+ * every process on the machine shares. A warm-up run with other markers comes first, so the
+ * measured run finds the server's code compiled, as it is after a few seconds of real traffic.
  */
 import { setTimeout as sleep } from 'node:timers/promises'
 import { syncClient } from './clients.js'

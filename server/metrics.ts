@@ -58,7 +58,7 @@ export class Metrics implements StoreObserver {
   private readonly storeErrors = new Counter({ name: 'ysse_store_errors_total', help: 'Failed store operations.', registers: [this.registry] })
   private readonly refused = new Counter({ name: 'ysse_requests_refused_total', help: 'Requests answered with an error, by error code.', labelNames: ['code'], registers: [this.registry] })
   private readonly openByDoc = new Map<string, number>()
-  /** Updates whose delivery age is observed already (or about to be), by the object that stands for each. */
+  /** Updates whose delivery age was (or is about to be) observed, by the object standing for each. */
   private readonly timedUpdates = new WeakSet<object>()
 
   constructor (options: { processMetrics?: boolean } = {}) {
@@ -122,7 +122,10 @@ export class Metrics implements StoreObserver {
     queueMicrotask(() => this.observeAge(storedAt))
   }
 
-  /** A slow stream caught up: what it was held back went out merged; `storedAt` is when the oldest of it was stored. */
+  /**
+   * A slow stream caught up: the updates it was held back went out merged; `storedAt` is when the
+   * oldest of them was stored.
+   */
   backlogDelivered (storedAt: number): void {
     this.observeAge(storedAt)
   }

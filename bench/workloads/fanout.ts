@@ -3,8 +3,8 @@
  * N light subscribers on the same document find the markers in the bytes of every update they
  * receive (a Yjs string is stored as UTF-8, so it appears verbatim, also inside merged updates).
  * Measured: publish-to-receive latency over all deliveries, server CPU per delivery, and every
- * marker must arrive exactly once at every subscriber. With `--fanout-writers`, rows with several such
- * writers on the document too, each at 100 updates/s: a document several people type into.
+ * marker must arrive exactly once at every subscriber. With `--fanout-writers`, rows with several
+ * such writers on the document too, each at 100 updates/s: a document several people type into.
  */
 import { spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
@@ -138,7 +138,10 @@ const openSubscribers = async (server: BenchServer, docId: string, deliveries: D
   return subscribers
 }
 
-/** How many of the markers of `pattern` numbered 0 … `count - 1` `text` lacks, and how many others or repeats it holds. */
+/**
+ * How many of the markers of `pattern` numbered 0 … `count - 1` `text` lacks, and how many
+ * repeats or other numbers it holds.
+ */
 const markersIn = (text: string, pattern: RegExp, count: number): { missing: number; extra: number } => {
   const seen = new Uint8Array(count)
   let extra = 0
@@ -196,11 +199,7 @@ const measure = async (context: BenchContext, kind: ServerKind, { n, writers }: 
         const warm = markersIn(content, WARMUP_MARKER, warmup * writers)
         return { missing: measured.missing + warm.missing, extra: measured.extra + warm.extra }
       }
-      const whole = (): boolean => {
-        const { missing, extra } = tally()
-        return missing === 0 && extra === 0
-      }
-      await waitUntil(whole, DRAIN_TIMEOUT_MS, () => {
+      await waitUntil(() => { const { missing, extra } = tally(); return missing + extra === 0 }, DRAIN_TIMEOUT_MS, () => {
         const { missing, extra } = tally()
         return `${kind} check reader: ${missing} markers missing, ${extra} repeated or unknown`
       })

@@ -26,7 +26,10 @@ const settledMemory = async (server: BenchServer): Promise<Reading> => {
   return { rss: server.usage().rss, heap }
 }
 
-/** What one connection and one document add to `key`, from the readings with none, one and two clients per document. */
+/**
+ * What one connection and one document add to `key`, from the readings with none, one and two
+ * clients per document.
+ */
 const split = (empty: Reading, one: Reading, two: Reading, key: keyof Reading, rooms: number): { perConnection: number; perDoc: number; total: number } => {
   const perConnection = (two[key] - one[key]) / rooms
   return { perConnection, perDoc: (one[key] - empty[key]) / rooms - perConnection, total: two[key] - empty[key] }
