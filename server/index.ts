@@ -4,14 +4,14 @@
  * `listen`.
  */
 import { randomUUID } from 'node:crypto'
-import { createServer, type Server } from 'node:http'
-import { createSecureServer, type Http2SecureServer } from 'node:http2'
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import { createSecureServer, type Http2SecureServer, type Http2ServerRequest, type Http2ServerResponse } from 'node:http2'
 import type { AddressInfo, Socket } from 'node:net'
-import Koa, { type Context, type Next } from 'koa'
+import Koa, { type Context, type Middleware, type Next } from 'koa'
 import { ErrorCode, ProtocolError, type ErrorBody } from '../shared/errors.js'
 import { UPDATE_ENCODING_HEADER } from '../shared/protocol.js'
 import { MemoryStore } from './store/memory-store.js'
-import { protocolRoutes, routeContext } from './routes.js'
+import { opensStream, protocolRoutes, routeContext } from './routes.js'
 import { allowAll } from './auth.js'
 import { Metrics } from './metrics.js'
 import { serverDefaults, type SyncServerOptions } from './options.js'
@@ -35,9 +35,18 @@ export interface SyncServer {
   /**
    * The Koa app: mount it, or pass `app.callback()` to any Node HTTP(S) server. Middleware added
    * after the protocol's routes gets the request ID and CORS headers on the responses Koa sends
-   * for it (server/held-headers.ts).
+   * for it (server/held-headers.ts). Prefer {@link callback} where you would pass `app.callback()`:
+   * it holds event streams with less memory.
    */
   app: Koa
+  /**
+   * A request listener for a Node HTTP(S) server, as `app.callback()` is, which {@link listen}
+   * uses. It serves the requests that open streams (events, changes) through the same middleware
+   * and routes, without Koa's own request handling: Koa keeps each request's context, and the
+   * listeners that tell it when the response finished, for as long as the response is open, about
+   * 3.5 KB of heap for every held stream. Every other request goes to Koa.
+   */
+  callback(): (req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse) => void
   options: SyncServerOptions
   /**
    * Listens on `port` (0 picks a free one); resolves with the bound address. With `tls` (PEM key
@@ -92,7 +101,7 @@ export const createSyncServer = (options: Partial<SyncServerOptions> = {}): Sync
 
   // Request IDs, and errors as the protocol's JSON error body, in this one place; the headers
   // held for every response go on it here, once the route has run (server/held-headers.ts).
-  app.use(async (ctx: Context, next: Next) => {
+  const requestScope = async (ctx: Context, next: Next): Promise<void> => {
     const given = ctx.get('x-request-id')
     const requestId = REQUEST_ID.test(given) ? given : randomUUID()
     holdHeader(ctx, 'X-Request-Id', requestId)
@@ -111,9 +120,9 @@ export const createSyncServer = (options: Partial<SyncServerOptions> = {}): Sync
       ctx.body = body
     }
     setHeldHeaders(ctx)
-  })
+  }
 
-  app.use(async (ctx: Context, next: Next) => {
+  const cors = async (ctx: Context, next: Next): Promise<void> => {
     const origin = allowedOrigin(resolved.corsOrigins, ctx.get('origin'))
     if (origin !== null) {
       holdHeader(ctx, 'Access-Control-Allow-Origin', origin)
@@ -129,10 +138,10 @@ export const createSyncServer = (options: Partial<SyncServerOptions> = {}): Sync
       return
     }
     await next()
-  })
+  }
 
   // Shutdown waits for these, so an acknowledged POST is never cut off.
-  app.use(async (_ctx: Context, next: Next) => {
+  const tracked = async (_ctx: Context, next: Next): Promise<void> => {
     const work = next()
     inFlight.add(work)
     try {
@@ -140,18 +149,57 @@ export const createSyncServer = (options: Partial<SyncServerOptions> = {}): Sync
     } finally {
       inFlight.delete(work)
     }
-  })
+  }
 
-  app.use(protocolRoutes(routes))
+  app.use(requestScope).use(cors).use(tracked).use(protocolRoutes(routes))
+
+  /** Runs `stack` from `index` on, as Koa composes it: each middleware calls the next at most once. */
+  const runMiddleware = (stack: readonly Middleware[], ctx: Context, index: number): Promise<void> => {
+    const handler = stack[index]
+    return handler === undefined ? Promise.resolve() : Promise.resolve(handler(ctx, () => runMiddleware(stack, ctx, index + 1)))
+  }
+
+  /**
+   * Serves a request that opens a stream through the app's middleware without Koa's request
+   * handling, so nothing keeps its context once the stream runs: the middleware either hands the
+   * response to the stream, or leaves an error on the context, sent here as Koa would send it.
+   */
+  const serveStream = (stack: readonly Middleware[], req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse): void => {
+    // The requests Koa serves start as 404 too: a route that sets nothing answers the same either way.
+    res.statusCode = 404
+    const ctx = app.createContext(req as IncomingMessage, res as ServerResponse)
+    runMiddleware(stack, ctx, 0).then(() => {
+      if (ctx.respond === false || res.writableEnded) return
+      const body = ctx.body === undefined || ctx.body === null ? '' : JSON.stringify(ctx.body)
+      if (!res.headersSent) res.setHeader('Content-Length', Buffer.byteLength(body))
+      res.end(body)
+    }, (error: unknown) => {
+      // The request scope turns every error into a response: this is a bug, as in Koa's `onerror`.
+      logger.error('unexpected error', { method: req.method, url: req.url, error: String(error) })
+      if (!res.headersSent) res.statusCode = 500
+      res.end()
+    })
+  }
+
+  const callback = (): ((req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse) => void) => {
+    // Koa takes the middleware as it is when the callback is made: so does the stream's path.
+    const koa = app.callback()
+    const stack = [...app.middleware]
+    return (req, res) => {
+      if (opensStream(req.method, req.url)) serveStream(stack, req, res)
+      else void koa(req, res)
+    }
+  }
 
   return {
     app,
+    callback,
     options: resolved,
     async listen (port = 0, host, tls) {
       // HTTP/2 needs TLS in browsers; HTTP/1.1 clients keep working on the same port.
       const listening: Server | Http2SecureServer = tls === undefined
-        ? createServer(app.callback())
-        : createSecureServer({ ...tls, allowHTTP1: true, settings: { maxConcurrentStreams: 1000 } }, app.callback())
+        ? createServer(callback())
+        : createSecureServer({ ...tls, allowHTTP1: true, settings: { maxConcurrentStreams: 1000 } }, callback())
       // One listener for every socket, not a closure and a once-wrapper each: an idle event stream
       // holds its socket for hours, and there may be tens of thousands.
       function forget (this: Socket): void {

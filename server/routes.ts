@@ -28,6 +28,19 @@ const MULTIPLEXED_EVENTS_ROUTE = routes.multiplexedEvents()
 const CHANGES_ROUTE = routes.changes()
 const DOC_ROUTE = /^\/docs\/([^/]+)(\/updates|\/events|\/awareness)?$/
 
+/**
+ * Whether a request opens a stream held open for long (a document's or several documents' events,
+ * or the change feed), from its method and request target: what the server's `callback()` serves
+ * outside Koa's request handling. A target it does not recognize goes through Koa, which answers
+ * it the same way.
+ */
+export const opensStream = (method: string | undefined, url: string | undefined): boolean => {
+  if (method !== 'GET' || url === undefined) return false
+  const query = url.indexOf('?')
+  const path = query < 0 ? url : url.slice(0, query)
+  return path === MULTIPLEXED_EVENTS_ROUTE || path === CHANGES_ROUTE || DOC_ROUTE.exec(path)?.[2] === '/events'
+}
+
 /** A streaming response (events or changes) that the server ends on shutdown. */
 export interface OpenStream {
   /** Ends it, asking the client to reconnect after `retryMs`. */

@@ -1,9 +1,11 @@
-import type { ServerResponse } from 'node:http'
+import { createServer, type ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { describe, expect, it } from 'vitest'
 import * as Y from 'yjs'
 import fc from 'fast-check'
 import { SignJWT, exportSPKI, generateKeyPair } from 'jose'
 import { createJwtAuthorizer, MemoryStore, createSyncServer } from '../../server/index.js'
+import { ErrorCode, ProtocolError } from '../../shared/errors.js'
 import { routes } from '../../shared/protocol.js'
 import { SseProvider } from '../../client/index.js'
 import { appendUpdate, onCleanup, openEvents, postUpdate, startServer } from '../helpers/server.js'
@@ -242,6 +244,73 @@ describe('CORS allow-list', () => {
     expect(custom.headers.get('access-control-expose-headers')).toBe('X-Custom')
     expect(custom.headers.get('access-control-allow-origin')).toBe('https://app.example')
     expect(custom.headers.get('x-request-id')).toBe('req-1')
+  })
+})
+
+describe('streams served outside Koa\'s request handling', () => {
+  /** What a client sees of a response: its status, the headers the protocol sets, and its body or first event. */
+  const seen = async (url: string, headers: Record<string, string>): Promise<Record<string, unknown>> => {
+    const abort = new AbortController()
+    onCleanup(() => abort.abort())
+    const res = await fetch(url, { headers, signal: abort.signal })
+    const named = ['content-type', 'cache-control', 'x-request-id', 'access-control-allow-origin', 'access-control-expose-headers', 'vary', 'www-authenticate']
+    const head = Object.fromEntries(named.map(name => [name, res.headers.get(name)]))
+    if (res.status !== 200 || res.body === null) return { status: res.status, head, body: await res.text() }
+    // An event stream: up to the end of its first event with an ID (the sync event).
+    const reader = res.body.pipeThrough(new TextDecoderStream()).getReader()
+    let text = ''
+    while (!/^id: .*\n[^]*?\n\n/m.test(text)) {
+      const { value, done } = await reader.read()
+      if (done) break
+      text += value
+    }
+    abort.abort()
+    return { status: res.status, head, firstEvent: /^event: (\w+)$/m.exec(text)?.[1] }
+  }
+
+  it('answer as Koa answers them: heads, errors and events alike, with nothing of Koa\'s kept on the response', async () => {
+    const authorize = async (req: { headers: Record<string, string | string[] | undefined> }): Promise<{ subject: string }> => {
+      if (req.headers.authorization !== 'Bearer ok') throw new ProtocolError(ErrorCode.unauthorized, 'no "token" here')
+      return { subject: 'reader' }
+    }
+    const sync = createSyncServer({ store: new MemoryStore(), corsOrigins: ['https://app.example'], authorize })
+    onCleanup(() => sync.close())
+    // What listens for the end of each stream's response once the stream runs.
+    const finishListeners: number[] = []
+    sync.app.middleware.splice(1, 0, async (ctx, next) => {
+      await next()
+      if (ctx.respond === false) finishListeners.push(ctx.res.listenerCount('finish'))
+    })
+    const urls: string[] = []
+    for (const listener of [sync.callback(), sync.app.callback()]) {
+      const server = createServer(listener)
+      await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+      onCleanup(() => new Promise<void>(resolve => { server.closeAllConnections(); server.close(() => resolve()) }))
+      urls.push(`http://127.0.0.1:${(server.address() as AddressInfo).port}`)
+    }
+    const [outside = '', through = ''] = urls
+    const res = await fetch(outside + routes.updates('doc'), { method: 'POST', headers: { authorization: 'Bearer ok', 'content-type': 'application/octet-stream' }, body: update('text') as Uint8Array<ArrayBuffer> })
+    expect(res.status).toBe(200)
+    const allowed = { authorization: 'Bearer ok', origin: 'https://app.example', 'x-request-id': 'req-7' }
+    const requests: [string, Record<string, string>, number][] = [
+      [routes.events('doc'), allowed, 200],
+      [routes.events('doc') + '?lastEventId=0', allowed, 200],
+      [routes.multiplexedEvents() + '?docs=doc,other', allowed, 200],
+      [routes.changes(), allowed, 200],
+      [routes.events('doc'), { origin: 'https://app.example', 'x-request-id': 'req-8' }, 401],
+      [routes.events('doc') + '?sv=%21', allowed, 400],
+      [routes.events('doc') + '?lastEventId=' + '9'.repeat(200), allowed, 400],
+      [routes.multiplexedEvents() + '?docs=doc,doc', allowed, 400]
+    ]
+    for (const [path, headers, status] of requests) {
+      const [lean, koa] = [await seen(outside + path, headers), await seen(through + path, headers)]
+      expect(lean, path).toEqual(koa)
+      expect(lean.status, path).toBe(status)
+    }
+    // Koa's own handling listens for the end of every response it serves, its context kept for it:
+    // one listener more than Node's own on each stream served through Koa, in request order.
+    const opened = requests.filter(([, , status]) => status === 200).length
+    expect(finishListeners).toEqual(Array.from({ length: opened }, () => [1, 2]).flat())
   })
 })
 
