@@ -84,7 +84,7 @@ const traffic = (): Traffic => {
 }
 
 /** What every answer carries. */
-const state = (): ServerState => ({ traffic: traffic(), heapUsed: process.memoryUsage().heapUsed })
+const state = (): ServerState => ({ traffic: traffic(), heapUsed: process.memoryUsage().heapUsed, sockets: open.size })
 
 process.on('message', (request: ServerRequest) => {
   const work = request.type === 'gc'

@@ -44,6 +44,8 @@ export interface ServerState {
   traffic: Traffic
   /** `process.memoryUsage().heapUsed` once the request was done (after the collection of `gc`). */
   heapUsed: number
+  /** Client connections open now. */
+  sockets: number
 }
 
 /** A server child's messages to the parent. */
@@ -77,6 +79,8 @@ export interface BenchServer {
   compact(docId: string): Promise<void>
   /** Bytes on the wire between the server and its clients so far. */
   traffic(): Promise<Traffic>
+  /** Resolves once the server holds no client connection (clients that closed are gone on its side too). */
+  clientsGone(): Promise<void>
   stop(): Promise<void>
 }
 
@@ -110,6 +114,9 @@ export const profileServersInto = (dir: string): void => {
   profileDir = dir
 }
 
+/** How long a server may take to see closed clients go. */
+const CLIENTS_GONE_TIMEOUT_MS = 10_000
+
 /** How long a stopping server may take to write its profile before it is killed. */
 const EXIT_TIMEOUT_MS = 10_000
 
@@ -142,6 +149,13 @@ export const startServer = async (system: ServerKind, redis: BenchRedis, store: 
     gc: async () => (await request({ type: 'gc' })).heapUsed,
     compact: async docId => { await request({ type: 'compact', docId }) },
     traffic: async () => (await request({ type: 'traffic' })).traffic,
+    clientsGone: async () => {
+      const deadline = performance.now() + CLIENTS_GONE_TIMEOUT_MS
+      while ((await request({ type: 'traffic' })).sockets > 0) {
+        if (performance.now() > deadline) throw new Error(`${system} server still holds client connections after ${CLIENTS_GONE_TIMEOUT_MS / 1000} s`)
+        await new Promise(resolve => setTimeout(resolve, 10))
+      }
+    },
     stop: async () => {
       if (child.exitCode !== null) return
       const exited = new Promise(resolve => child.once('exit', resolve))

@@ -13,6 +13,11 @@ import { ConvergenceError, perSystem, type BenchContext, type WorkloadResult } f
 const OPEN_BATCH = 50
 /** Lets late allocations (timers, buffers) settle before memory is read. */
 const SETTLE_MS = 1000
+/**
+ * Rooms opened and closed before the empty reading, so the code a server compiles for its first
+ * requests (megabytes of bytecode and optimized code) is not counted as the documents' memory.
+ */
+const WARM_UP_ROOMS = OPEN_BATCH
 
 /** Memory of a server at rest: resident, and JavaScript heap in use. */
 interface Reading {
@@ -35,6 +40,29 @@ const split = (empty: Reading, one: Reading, two: Reading, key: keyof Reading, r
   return { perConnection, perDoc: (one[key] - empty[key]) / rooms - perConnection, total: two[key] - empty[key] }
 }
 
+/**
+ * Opens one more client on each of `rooms` rooms (`<prefix>-<room>`), in batches: the first of a
+ * room writes the room's update, the second must have got it.
+ */
+const openClients = async (server: BenchServer, prefix: string, rooms: number, second: boolean, clients: Subscriber[]): Promise<void> => {
+  for (let first = 0; first < rooms; first += OPEN_BATCH) {
+    const batch: Promise<void>[] = []
+    for (let room = first; room < Math.min(rooms, first + OPEN_BATCH); room++) {
+      const marker = `room ${room}:`
+      let got = false
+      const client = subscriber(server, `${prefix}-${room}`, update => {
+        got ||= Buffer.from(update).toString('latin1').includes(marker)
+      })
+      clients.push(client)
+      batch.push(client.ready.then(async () => {
+        if (!second) return client.write(roomUpdate(room))
+        if (!got) throw new ConvergenceError(`${server.system}: the second client of room ${room} did not get its content`)
+      }))
+    }
+    await Promise.all(batch)
+  }
+}
+
 /** A small update naming its room, as a client would write one. */
 const roomUpdate = (room: number): Uint8Array => {
   const doc = new Y.Doc()
@@ -51,28 +79,15 @@ export const idleRooms = {
       const clients: Subscriber[] = []
       try {
         const prefix = `idle-${Date.now()}`
+        const warmUp: Subscriber[] = []
+        await openClients(server, `${prefix}-warm-up`, WARM_UP_ROOMS, false, warmUp)
+        await openClients(server, `${prefix}-warm-up`, WARM_UP_ROOMS, true, warmUp)
+        for (const c of warmUp) c.close()
+        await server.clientsGone()
         const empty = await settledMemory(server)
-        const open = async (second: boolean): Promise<void> => {
-          for (let first = 0; first < rooms; first += OPEN_BATCH) {
-            const batch: Promise<void>[] = []
-            for (let room = first; room < Math.min(rooms, first + OPEN_BATCH); room++) {
-              const marker = `room ${room}:`
-              let got = false
-              const client = subscriber(server, `${prefix}-${room}`, update => {
-                got ||= Buffer.from(update).toString('latin1').includes(marker)
-              })
-              clients.push(client)
-              batch.push(client.ready.then(async () => {
-                if (!second) return client.write(roomUpdate(room))
-                if (!got) throw new ConvergenceError(`${system}: the second client of room ${room} did not get its content`)
-              }))
-            }
-            await Promise.all(batch)
-          }
-        }
-        await open(false)
+        await openClients(server, prefix, rooms, false, clients)
         const one = await settledMemory(server)
-        await open(true)
+        await openClients(server, prefix, rooms, true, clients)
         const two = await settledMemory(server)
         const rss = split(empty, one, two, 'rss', rooms)
         const heap = split(empty, one, two, 'heap', rooms)
@@ -111,7 +126,7 @@ export const idleRooms = {
       rows,
       headline: ['perConnectionBytes', 'totalBytes', 'heapTotalBytes'],
       notes: [
-        'Resident memory of the server process after a full GC: empty, with one client per document (which writes a small update), with two. Per connection = the step from one to two clients per document; per document = the rest.',
+        `Resident memory of the server process after a full GC: empty, with one client per document (which writes a small update), with two. Per connection = the step from one to two clients per document; per document = the rest. "Empty" is read after ${WARM_UP_ROOMS} other rooms were opened the same way and closed, so the code a server compiles for its first requests is not counted as the documents' memory.`,
         'heap: the JavaScript heap in use after that GC (`process.memoryUsage().heapUsed`), split the same way: what the server\'s objects hold, without the memory V8 and the allocator keep reserved, which RSS counts (a burst of requests can leave V8\'s young generation grown by megabytes).',
         'y-sse stores documents in Redis; per document the server holds its subscription and, for a document being read, the document merged in memory (a `Y.Doc`, within the store\'s `mergedDocsBytes` budget).'
       ]
