@@ -1,8 +1,13 @@
 /**
- * Documents kept merged in memory, in garbage-collecting `Y.Doc`s, least recently used evicted
- * beyond a memory budget. A read after a change applies only what was stored since the head a
- * document is merged at, instead of loading the whole state into a new `Y.Doc` for every head; a
- * diff against a state vector comes from the `Y.Doc` itself, without encoding the whole document.
+ * Documents kept merged in memory, least recently used evicted beyond a memory budget. A read
+ * after a change applies only what was stored since the head a document is merged at, instead of
+ * loading the whole state into a new `Y.Doc` for every head.
+ *
+ * A document that moves is held in a garbage-collecting `Y.Doc`, which takes updates cheaply and
+ * gives a diff without encoding the whole document. A `Y.Doc` takes about ten times the heap of
+ * the document's encoding, and reads need no `Y.Doc` (Yjs reads state vectors and diffs off an
+ * encoded update), so a small document, and one that has not moved for a while, is held as its
+ * encoding instead, and goes back into a `Y.Doc` when updates come.
  */
 import * as Y from 'yjs'
 import type { StreamId } from './history.js'
@@ -36,6 +41,22 @@ export const mergedUpdate = (state: Uint8Array): MergedState => ({
  */
 const heapEstimate = (encodedBytes: number): number => 3 * 1024 + 10 * encodedBytes
 
+/** Rough heap cost of a merged document held as its encoding: the bytes and the objects around them. */
+const encodedHeapEstimate = (encodedBytes: number): number => 256 + encodedBytes
+
+/**
+ * A document whose encoding is at most this large is held as its encoding even while it moves:
+ * putting it back into a `Y.Doc` for the updates of a turn takes tens of microseconds, where the
+ * `Y.Doc` would hold some 10 KB of heap more for as long as the document is kept.
+ */
+export const SMALL_DOC_BYTES = 1024
+
+/**
+ * A larger document that no update moved for this long is held as its encoding: a document that
+ * is being edited keeps its `Y.Doc`, one that only has readers gives back the heap.
+ */
+export const QUIET_MS = 30_000
+
 /**
  * Delivered updates a kept document holds back at most before applying them together, in one
  * transaction (its store applies them sooner, once the I/O at hand is handled): one apply per
@@ -52,10 +73,15 @@ const DEFERRED_UPDATES = 64
  */
 const DEFERRED_BYTES = 16 * 1024
 
-/** One document merged in a `Y.Doc` at `head`. */
+/** One document merged at `head`, in a `Y.Doc` or as its encoding. */
 export class MergedDoc implements MergedState {
   /** The whole document at `head`, encoded on first use. */
   private encoded: Uint8Array | null = null
+  /**
+   * The document as its encoding, while it is held so instead of in {@link doc}: at `head` once
+   * settled, else at the head before the deferred updates.
+   */
+  private held: MergedState | null = null
   /** The same in format v2, encoded on first use. */
   private encodedV2: Uint8Array | null = null
   /** Estimated heap: from the encoded size when last encoded, plus what was applied since (an upper bound). */
@@ -64,14 +90,20 @@ export class MergedDoc implements MergedState {
   deferred: Uint8Array[] = []
   /** Their bytes. */
   deferredBytes = 0
+  /** When updates last moved the document (`performance.now()`). */
+  movedAt = performance.now()
 
-  /** @param resized - told how much the estimate changed. */
-  constructor (readonly epoch: string, public head: StreamId, readonly doc: Y.Doc, private readonly resized: (delta: number) => void) {}
+  /**
+   * @param doc - the document merged at `head`; null while it is held as its encoding.
+   * @param resized - told how much the estimate changed.
+   */
+  constructor (readonly epoch: string, public head: StreamId, private doc: Y.Doc | null, private readonly resized: (delta: number) => void) {}
 
   full (): Uint8Array {
     this.assertSettled()
+    if (this.held !== null) return this.held.full()
     if (this.encoded === null) {
-      this.encoded = Y.encodeStateAsUpdate(this.doc)
+      this.encoded = Y.encodeStateAsUpdate(this.yDoc())
       // Deleted text the updates carried is gone from the document: measure again.
       this.resize(heapEstimate(this.encoded.length))
     }
@@ -80,18 +112,68 @@ export class MergedDoc implements MergedState {
 
   fullV2 (): Uint8Array {
     this.assertSettled()
-    this.encodedV2 ??= Y.encodeStateAsUpdateV2(this.doc)
+    this.encodedV2 ??= this.held === null ? Y.encodeStateAsUpdateV2(this.yDoc()) : this.held.fullV2()
     return this.encodedV2
   }
 
   diff (stateVector: Uint8Array): Uint8Array {
     this.assertSettled()
-    return Y.encodeStateAsUpdate(this.doc, stateVector)
+    return this.held === null ? Y.encodeStateAsUpdate(this.yDoc(), stateVector) : this.held.diff(stateVector)
   }
 
   stateVector (): Uint8Array {
     this.assertSettled()
-    return Y.encodeStateVector(this.doc)
+    return this.held === null ? Y.encodeStateVector(this.yDoc()) : this.held.stateVector()
+  }
+
+  /** Whether it is held as its encoding, not in a `Y.Doc`. */
+  get encodedForm (): boolean {
+    return this.held !== null
+  }
+
+  /**
+   * Applies updates in one transaction, in a `Y.Doc` (made from the encoding when it is held so);
+   * the indices of those Yjs refused, which it leaves out.
+   */
+  apply (updates: readonly Uint8Array[]): number[] {
+    let doc = this.doc
+    if (doc === null) {
+      const state = (this.held as MergedState).full()
+      doc = workDoc({ gc: true })
+      Y.applyUpdate(doc, state)
+      this.doc = doc
+      this.held = null
+      // Deferred updates may have grown the estimate already (see moved).
+      this.resize(Math.max(this.bytes, heapEstimate(state.length)))
+    }
+    return applyAll(doc, updates)
+  }
+
+  /** Holds the settled document as its encoding, and lets go of its `Y.Doc`. */
+  holdEncoded (): void {
+    if (this.doc === null || this.deferred.length > 0) return
+    const state = this.full()
+    this.doc.destroy()
+    this.doc = null
+    this.held = mergedUpdate(state)
+    this.resize(encodedHeapEstimate(state.length))
+  }
+
+  /**
+   * Holds it as its encoding when it is small ({@link SMALL_DOC_BYTES}), by the estimate, which
+   * bounds its encoded size from above after updates were applied.
+   */
+  holdEncodedIfSmall (): void {
+    if (this.bytes <= heapEstimate(SMALL_DOC_BYTES)) this.holdEncoded()
+  }
+
+  destroy (): void {
+    this.doc?.destroy()
+  }
+
+  private yDoc (): Y.Doc {
+    if (this.doc === null) throw new Error('a merged document held as its encoding has no Y.Doc')
+    return this.doc
   }
 
   /** Reads must come after {@link MergedDocs.settle}, which says whether Yjs took what was deferred. */
@@ -104,7 +186,9 @@ export class MergedDoc implements MergedState {
     this.head = head
     this.encoded = null
     this.encodedV2 = null
-    this.resize(this.bytes + 10 * appliedBytes)
+    this.movedAt = performance.now()
+    // Held as its encoding, it grows into a Y.Doc with the next apply.
+    this.resize((this.held === null ? this.bytes : heapEstimate(this.held.full().length)) + 10 * appliedBytes)
   }
 
   private resize (bytes: number): void {
@@ -134,8 +218,11 @@ export class MergedDocs {
   /** In least-recently-used order: the first is evicted first. */
   private readonly docs = new Map<string, MergedDoc>()
   private bytes = 0
+  /** Runs while some document is held in a `Y.Doc`, to hold the quiet ones as their encoding. */
+  private sweeper: NodeJS.Timeout | null = null
 
-  constructor (private readonly budgetBytes: number, private readonly logger: Logger = silentLogger) {}
+  /** @param quietMs - see {@link QUIET_MS}. */
+  constructor (private readonly budgetBytes: number, private readonly logger: Logger = silentLogger, private readonly quietMs = QUIET_MS) {}
 
   /** The document merged at some head, marked as just used. */
   get (docId: string): MergedDoc | undefined {
@@ -168,12 +255,14 @@ export class MergedDocs {
     // Sized by its encoding, which a cold sync or a compaction needs next anyway.
     const update = merged.full()
     if (merged.bytes > this.budgetBytes || refused.length > 0) {
-      doc.destroy()
+      merged.destroy()
       return { merged: mergedUpdate(update), refused }
     }
+    merged.holdEncodedIfSmall()
     this.docs.set(docId, merged)
     kept = true
     this.bytes += merged.bytes
+    this.sweepLater(merged)
     this.evict()
     return { merged, refused }
   }
@@ -185,12 +274,16 @@ export class MergedDocs {
   advance (docId: string, merged: MergedDoc, head: StreamId, updates: readonly Uint8Array[]): boolean {
     if (!this.settle(docId, merged)) return false
     if (updates.length === 0) return true
-    if (applyAll(merged.doc, updates).length > 0) {
+    if (merged.apply(updates).length > 0) {
       if (this.holds(docId, merged)) this.delete(docId)
       return false
     }
     merged.moved(head, updates.reduce((sum, u) => sum + u.length, 0))
-    if (this.holds(docId, merged)) this.evict()
+    merged.holdEncodedIfSmall()
+    if (this.holds(docId, merged)) {
+      this.sweepLater(merged)
+      this.evict()
+    }
     return true
   }
 
@@ -230,13 +323,18 @@ export class MergedDocs {
     merged.deferredBytes = 0
     let applied = false
     try {
-      applied = applyAll(merged.doc, updates).length === 0
+      applied = merged.apply(updates).length === 0
     } catch (error) {
       // Yjs threw past applyAll's per-update catch: the document is in no known state.
       this.logger.warn('applying updates to a merged document failed', { docId, error: String(error) })
     }
-    if (!applied) this.delete(docId)
-    return applied
+    if (!applied) {
+      this.delete(docId)
+      return false
+    }
+    merged.holdEncodedIfSmall()
+    this.sweepLater(merged)
+    return true
   }
 
   delete (docId: string): void {
@@ -244,11 +342,35 @@ export class MergedDocs {
     if (merged === undefined) return
     this.docs.delete(docId)
     this.bytes -= merged.bytes
-    merged.doc.destroy()
+    merged.destroy()
   }
 
   clear (): void {
     for (const docId of [...this.docs.keys()]) this.delete(docId)
+    this.stopSweeping()
+  }
+
+  /** Makes sure the quiet documents get held as their encoding, once `merged` is held in a `Y.Doc`. */
+  private sweepLater (merged: MergedDoc): void {
+    if (merged.encodedForm || this.sweeper !== null) return
+    this.sweeper = setInterval(() => this.sweep(), this.quietMs)
+    this.sweeper.unref()
+  }
+
+  /** Holds the documents no update moved for {@link quietMs} as their encoding; stops once none is left in a `Y.Doc`. */
+  private sweep (): void {
+    const quietSince = performance.now() - this.quietMs
+    let inYDocs = 0
+    for (const merged of this.docs.values()) {
+      if (merged.movedAt <= quietSince) merged.holdEncoded()
+      if (!merged.encodedForm) inYDocs++
+    }
+    if (inYDocs === 0) this.stopSweeping()
+  }
+
+  private stopSweeping (): void {
+    if (this.sweeper !== null) clearInterval(this.sweeper)
+    this.sweeper = null
   }
 
   private evict (): void {

@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest'
 import * as Y from 'yjs'
-import { MergedDocs, type MergedDoc } from '../../server/store/merged-docs.js'
+import { MergedDoc, MergedDocs, SMALL_DOC_BYTES } from '../../server/store/merged-docs.js'
+import { silentLogger } from '../../server/logger.js'
+import { waitFor } from '../helpers/wait.js'
 
 /** A document of `length` characters as one update. */
 const textUpdate = (length: number): Uint8Array => {
@@ -120,6 +122,78 @@ describe('documents kept merged in memory', () => {
     expect(merged.settle('d', older)).toBe(false)
     expect(merged.get('d')).toBe(newer)
     expect(newer).not.toBe(older)
+  })
+
+  /**
+   * Every read of a merged document, decoded: its text (v1 and v2), its state vector, and the text
+   * of a client that holds `known` once it applied the diff against its state vector.
+   */
+  const reads = (doc: MergedDoc, known: Uint8Array): unknown => {
+    const client = new Y.Doc()
+    Y.applyUpdate(client, known)
+    Y.applyUpdate(client, doc.diff(Y.encodeStateVector(client)))
+    const v2 = new Y.Doc()
+    Y.applyUpdateV2(v2, doc.fullV2())
+    return { full: textOf(doc.full()), v2: v2.getText('t').toString(), diff: client.getText('t').toString(), stateVector: [...Y.decodeStateVector(doc.stateVector())] }
+  }
+
+  it('holds a small document as its encoding, through updates, and reads it as from a Y.Doc', () => {
+    const { merged, doc } = keeping(1024 * 1024, textUpdate(100))
+    expect(doc.encodedForm).toBe(true)
+    expect(doc.bytes).toBeLessThan(SMALL_DOC_BYTES)
+    const writer = new Y.Doc()
+    Y.applyUpdate(writer, doc.full())
+    const known = Y.encodeStateAsUpdate(writer)
+    const updates: Uint8Array[] = []
+    writer.on('update', (update: Uint8Array) => updates.push(update))
+    writer.getText('t').insert(0, 'abc')
+    writer.getText('t').delete(50, 10)
+    // Moved through a Y.Doc, and held as its encoding again.
+    expect(merged.advance('d', doc, '2-0', updates.splice(0))).toBe(true)
+    expect(doc.encodedForm).toBe(true)
+    writer.getText('t').insert(3, 'def')
+    expect(merged.defer('d', doc, '3-0', updates[0] as Uint8Array)).toBe(true)
+    expect(merged.settle('d', doc)).toBe(true)
+    expect(doc.encodedForm).toBe(true)
+    const expected = writer.getText('t').toString()
+    // The same document in a Y.Doc.
+    const yDoc = new Y.Doc()
+    Y.applyUpdate(yDoc, Y.encodeStateAsUpdate(writer))
+    const inYDoc = new MergedDoc('e', '3-0', yDoc, () => {})
+    expect(inYDoc.encodedForm).toBe(false)
+    const empty = Y.encodeStateAsUpdate(new Y.Doc())
+    expect(reads(doc, empty)).toEqual(reads(inYDoc, empty))
+    expect(reads(doc, known)).toEqual(reads(inYDoc, known))
+    expect(reads(doc, known)).toMatchObject({ full: expected, diff: expected })
+  })
+
+  it('holds a larger document in a Y.Doc while updates move it, and as its encoding once they stop, in the budget too', async () => {
+    const merged = new MergedDocs(60 * 1024, silentLogger, 50)
+    merged.build('a', 'e', '1-0', textUpdate(5000), [])
+    const a = merged.get('a') as MergedDoc
+    // 3 KB + ten times the 5 KB encoding.
+    expect(a.encodedForm).toBe(false)
+    expect(a.bytes).toBeGreaterThan(50 * 1024)
+    await waitFor(() => a.encodedForm, { message: 'the quiet document is still in a Y.Doc' })
+    expect(a.bytes).toBeLessThan(6 * 1024)
+    expect(textOf(a.full())).toBe('x'.repeat(5000))
+    // Both fit the budget now: "a" held as its encoding, "b" in its Y.Doc.
+    merged.build('b', 'e', '1-0', textUpdate(5000), [])
+    expect(merged.get('a')).toBe(a)
+    expect(merged.get('b')?.encodedForm).toBe(false)
+    await waitFor(() => merged.get('b')?.encodedForm === true, { message: 'the quiet document is still in a Y.Doc' })
+    // An update takes "a" back into a Y.Doc, and it goes quiet again.
+    const writer = new Y.Doc()
+    Y.applyUpdate(writer, a.full())
+    const updates: Uint8Array[] = []
+    writer.on('update', (update: Uint8Array) => updates.push(update))
+    writer.getText('t').insert(0, 'y')
+    expect(merged.advance('a', a, '2-0', updates)).toBe(true)
+    expect(a.encodedForm).toBe(false)
+    expect(merged.get('a')).toBe(a)
+    await waitFor(() => a.encodedForm, { message: 'the quiet document is still in a Y.Doc' })
+    expect(textOf(a.full())).toBe('y' + 'x'.repeat(5000))
+    merged.clear()
   })
 
   it('forgets a document when a deferred update turns out to be one Yjs rejects', () => {
