@@ -67,6 +67,11 @@ export const comparisons = (result: WorkloadResult): string[] => {
       const best = peers.reduce((a, b) => advantage(metric, value(a), value(b)) >= 1 ? a : b)
       const ratio = advantage(metric, value(ysse), value(best))
       const where = variant === undefined ? '' : ` (${variant})`
+      // A reading at or below zero (resident memory that did not grow between two readings) gives no ratio.
+      if (rows.some(r => value(r) <= 0)) {
+        lines.push(`${metric.label}${where}: y-sse ${formatValue(key, value(ysse))} vs ${peers.map(p => `${p.system} ${formatValue(key, value(p))}`).join(', ')}: no ratio (a reading at or below zero)`)
+        continue
+      }
       lines.push(`${metric.label}${where}: y-sse ${formatValue(key, value(ysse))} vs best peer ${best.system} ${formatValue(key, value(best))} → **${ratio.toFixed(2)}×** ${ratio >= 1 ? 'better' : 'worse'}`)
     }
   }
