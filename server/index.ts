@@ -44,7 +44,7 @@ export interface SyncServer {
    * uses. It serves the requests that open streams (events, changes) through the same middleware
    * and routes, without Koa's own request handling: Koa keeps each request's context, and the
    * listeners that tell it when the response finished, for as long as the response is open, about
-   * 3.5 KB of heap for every held stream. Every other request goes to Koa.
+   * 3 KB of heap for every held stream. Every other request goes to Koa.
    */
   callback(): (req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse) => void
   options: SyncServerOptions
