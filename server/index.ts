@@ -153,10 +153,24 @@ export const createSyncServer = (options: Partial<SyncServerOptions> = {}): Sync
 
   app.use(requestScope).use(cors).use(tracked).use(protocolRoutes(routes))
 
-  /** Runs `stack` from `index` on, as Koa composes it: each middleware calls the next at most once. */
+  /**
+   * Runs `stack` from `index` on, as Koa composes it: a middleware that throws rejects, and one that
+   * calls `next` twice gets a rejection instead of running the rest again.
+   */
   const runMiddleware = (stack: readonly Middleware[], ctx: Context, index: number): Promise<void> => {
     const handler = stack[index]
-    return handler === undefined ? Promise.resolve() : Promise.resolve(handler(ctx, () => runMiddleware(stack, ctx, index + 1)))
+    if (handler === undefined) return Promise.resolve()
+    let called = false
+    const next = (): Promise<void> => {
+      if (called) return Promise.reject(new Error('next() called multiple times'))
+      called = true
+      return runMiddleware(stack, ctx, index + 1)
+    }
+    try {
+      return Promise.resolve(handler(ctx, next))
+    } catch (error) {
+      return Promise.reject(error)
+    }
   }
 
   /**
