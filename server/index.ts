@@ -176,7 +176,8 @@ export const createSyncServer = (options: Partial<SyncServerOptions> = {}): Sync
   /**
    * Serves a request that opens a stream through the app's middleware without Koa's request
    * handling, so nothing keeps its context once the stream runs: the middleware either hands the
-   * response to the stream, or leaves an error on the context, sent here as Koa would send it.
+   * response to the stream, or leaves an error on the context, sent here as Koa would send it. An
+   * error that escapes every middleware goes to the context's `onerror`, as in Koa.
    */
   const serveStream = (stack: readonly Middleware[], req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse): void => {
     // The requests Koa serves start as 404 too: a route that sets nothing answers the same either way.
@@ -187,12 +188,7 @@ export const createSyncServer = (options: Partial<SyncServerOptions> = {}): Sync
       const body = ctx.body === undefined || ctx.body === null ? '' : JSON.stringify(ctx.body)
       if (!res.headersSent) res.setHeader('Content-Length', Buffer.byteLength(body))
       res.end(body)
-    }, (error: unknown) => {
-      // The request scope turns every error into a response: this is a bug, as in Koa's `onerror`.
-      logger.error('unexpected error', { method: req.method, url: req.url, error: String(error) })
-      if (!res.headersSent) res.statusCode = 500
-      res.end()
-    })
+    }, (error: unknown) => ctx.onerror(error as Error))
   }
 
   const callback = (): ((req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse) => void) => {

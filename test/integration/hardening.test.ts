@@ -281,6 +281,11 @@ describe('streams served outside Koa\'s request handling', () => {
       await next()
       if (ctx.respond === false) finishListeners.push(ctx.res.listenerCount('finish'))
     })
+    // In front of the request scope, a plain function that throws: Koa's own error handling answers.
+    sync.app.middleware.unshift((ctx, next) => {
+      if (ctx.get('x-fail') !== '') throw new Error('a middleware failed')
+      return next()
+    })
     const urls: string[] = []
     for (const listener of [sync.callback(), sync.app.callback()]) {
       const server = createServer(listener)
@@ -300,7 +305,8 @@ describe('streams served outside Koa\'s request handling', () => {
       [routes.events('doc'), { origin: 'https://app.example', 'x-request-id': 'req-8' }, 401],
       [routes.events('doc') + '?sv=%21', allowed, 400],
       [routes.events('doc') + '?lastEventId=' + '9'.repeat(200), allowed, 400],
-      [routes.multiplexedEvents() + '?docs=doc,doc', allowed, 400]
+      [routes.multiplexedEvents() + '?docs=doc,doc', allowed, 400],
+      [routes.events('doc'), { ...allowed, 'x-fail': '1' }, 500]
     ]
     for (const [path, headers, status] of requests) {
       const [lean, koa] = [await seen(outside + path, headers), await seen(through + path, headers)]
