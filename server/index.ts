@@ -7,7 +7,9 @@ import { randomUUID } from 'node:crypto'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { createSecureServer, type Http2SecureServer, type Http2ServerRequest, type Http2ServerResponse } from 'node:http2'
 import type { AddressInfo, Socket } from 'node:net'
-import Koa, { type Context, type Middleware, type Next } from 'koa'
+import Koa, { type Context, type Next } from 'koa'
+import compose, { type ComposedMiddleware } from 'koa-compose'
+import { pipeline, Readable } from 'node:stream'
 import { ErrorCode, ProtocolError, type ErrorBody } from '../shared/errors.js'
 import { UPDATE_ENCODING_HEADER } from '../shared/protocol.js'
 import { MemoryStore } from './store/memory-store.js'
@@ -71,6 +73,45 @@ const allowedOrigin = (allowed: SyncServerOptions['corsOrigins'], origin: string
 const isClientGone = (error: unknown): boolean => {
   const code = (error as NodeJS.ErrnoException).code
   return code === 'ECONNRESET' || code === 'EPIPE' || code === 'ERR_STREAM_PREMATURE_CLOSE'
+}
+
+/** Statuses whose response has no body, as Koa strips them. */
+const EMPTY_STATUSES = new Set([204, 205, 304])
+
+/**
+ * Sends the answer the middleware left on a context it did not hand to a stream, as Koa's own
+ * `respond` does for a GET: the protocol's routes leave an error's JSON body, and a middleware in
+ * front of them may leave a status, a string, a buffer or a stream.
+ */
+const respond = (ctx: Context): void => {
+  const { res } = ctx
+  if (ctx.respond === false) return
+  if (!ctx.writable) {
+    res.end()
+    return
+  }
+  if (EMPTY_STATUSES.has(ctx.status)) {
+    ctx.body = null
+    res.end()
+    return
+  }
+  const body: unknown = ctx.body
+  if (body === null || body === undefined) {
+    const text = ctx.req.httpVersionMajor >= 2 ? String(ctx.status) : ctx.message || String(ctx.status)
+    if (!res.headersSent) {
+      ctx.type = 'text'
+      ctx.length = Buffer.byteLength(text)
+    }
+    res.end(text)
+  } else if (typeof body === 'string' || Buffer.isBuffer(body)) {
+    res.end(body)
+  } else if (body instanceof Readable) {
+    pipeline(body, res, error => { if (error !== null && error !== undefined) ctx.onerror(error) })
+  } else {
+    const json = JSON.stringify(body)
+    if (!res.headersSent) ctx.length = Buffer.byteLength(json)
+    res.end(json)
+  }
 }
 
 /** Accepts a client's request ID when it looks like one, so logs correlate across services. */
@@ -154,49 +195,24 @@ export const createSyncServer = (options: Partial<SyncServerOptions> = {}): Sync
   app.use(requestScope).use(cors).use(tracked).use(protocolRoutes(routes))
 
   /**
-   * Runs `stack` from `index` on, as Koa composes it: a middleware that throws rejects, and one that
-   * calls `next` twice gets a rejection instead of running the rest again.
+   * Serves a request that opens a stream through the app's middleware, composed as Koa composes
+   * it, without Koa's request handling, so nothing keeps its context once the stream runs: the
+   * middleware hands the response to the stream, or leaves an answer on the context (an error),
+   * sent as Koa sends it; an error that escapes every middleware goes to the context's `onerror`.
    */
-  const runMiddleware = (stack: readonly Middleware[], ctx: Context, index: number): Promise<void> => {
-    const handler = stack[index]
-    if (handler === undefined) return Promise.resolve()
-    let called = false
-    const next = (): Promise<void> => {
-      if (called) return Promise.reject(new Error('next() called multiple times'))
-      called = true
-      return runMiddleware(stack, ctx, index + 1)
-    }
-    try {
-      return Promise.resolve(handler(ctx, next))
-    } catch (error) {
-      return Promise.reject(error)
-    }
-  }
-
-  /**
-   * Serves a request that opens a stream through the app's middleware without Koa's request
-   * handling, so nothing keeps its context once the stream runs: the middleware either hands the
-   * response to the stream, or leaves an error on the context, sent here as Koa would send it. An
-   * error that escapes every middleware goes to the context's `onerror`, as in Koa.
-   */
-  const serveStream = (stack: readonly Middleware[], req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse): void => {
+  const serveStream = (run: ComposedMiddleware<Context>, req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse): void => {
     // The requests Koa serves start as 404 too: a route that sets nothing answers the same either way.
     res.statusCode = 404
     const ctx = app.createContext(req as IncomingMessage, res as ServerResponse)
-    runMiddleware(stack, ctx, 0).then(() => {
-      if (ctx.respond === false || res.writableEnded) return
-      const body = ctx.body === undefined || ctx.body === null ? '' : JSON.stringify(ctx.body)
-      if (!res.headersSent) res.setHeader('Content-Length', Buffer.byteLength(body))
-      res.end(body)
-    }, (error: unknown) => ctx.onerror(error as Error))
+    run(ctx).then(() => respond(ctx)).catch((error: unknown) => ctx.onerror(error as Error))
   }
 
   const callback = (): ((req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse) => void) => {
-    // Koa takes the middleware as it is when the callback is made: so does the stream's path.
+    // Koa composes the middleware as it is when the callback is made: so does the stream's path.
     const koa = app.callback()
-    const stack = [...app.middleware]
+    const run = compose(app.middleware)
     return (req, res) => {
-      if (opensStream(req.method, req.url)) serveStream(stack, req, res)
+      if (opensStream(req.method, req.url)) serveStream(run, req, res)
       else void koa(req, res)
     }
   }

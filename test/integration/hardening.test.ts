@@ -280,6 +280,12 @@ describe('streams served outside Koa\'s request handling', () => {
     sync.app.middleware.splice(1, 0, async (ctx, next) => {
       await next()
       if (ctx.respond === false) finishListeners.push(ctx.res.listenerCount('finish'))
+    }, async (ctx, next) => {
+      // A middleware in front of the routes that answers itself: a text body, or a bare status.
+      const answer = ctx.get('x-answer')
+      if (answer === '') return next()
+      ctx.status = answer === 'text' ? 403 : 418
+      if (answer === 'text') ctx.body = 'not for you'
     })
     // In front of the request scope, a plain function that throws: Koa's own error handling answers.
     sync.app.middleware.unshift((ctx, next) => {
@@ -306,7 +312,9 @@ describe('streams served outside Koa\'s request handling', () => {
       [routes.events('doc') + '?sv=%21', allowed, 400],
       [routes.events('doc') + '?lastEventId=' + '9'.repeat(200), allowed, 400],
       [routes.multiplexedEvents() + '?docs=doc,doc', allowed, 400],
-      [routes.events('doc'), { ...allowed, 'x-fail': '1' }, 500]
+      [routes.events('doc'), { ...allowed, 'x-fail': '1' }, 500],
+      [routes.events('doc'), { ...allowed, 'x-answer': 'text' }, 403],
+      [routes.events('doc'), { ...allowed, 'x-answer': 'status' }, 418]
     ]
     for (const [path, headers, status] of requests) {
       const [lean, koa] = [await seen(outside + path, headers), await seen(through + path, headers)]
@@ -314,9 +322,10 @@ describe('streams served outside Koa\'s request handling', () => {
       expect(lean.status, path).toBe(status)
     }
     // Koa's own handling listens for the end of every response it serves, its context kept for it:
-    // one listener more than Node's own on each stream served through Koa, in request order.
+    // each stream served through Koa has a listener more than the same stream served outside it.
     const opened = requests.filter(([, , status]) => status === 200).length
-    expect(finishListeners).toEqual(Array.from({ length: opened }, () => [1, 2]).flat())
+    expect(finishListeners).toHaveLength(2 * opened)
+    for (let i = 0; i < opened; i++) expect(finishListeners[2 * i]).toBeLessThan(finishListeners[2 * i + 1] as number)
   })
 })
 

@@ -60,6 +60,17 @@ describe('HTTP/2 with TLS', () => {
     await waitFor(() => streams[7]?.events.some(e => e.event === 'update') === true)
     expect(streams[6]?.events.some(e => e.event === 'update')).toBe(false)
 
+    // A refused stream over HTTP/2: served outside Koa's request handling, answered with the protocol's error body.
+    const refused = session.request({ ':path': routes.events('doc-1') + '?sv=%21' })
+    const [refusedStatus, refusedBody] = await new Promise<[number, string]>(resolve => {
+      let status = 0
+      let body = ''
+      refused.on('response', headers => { status = Number(headers[':status']) })
+      refused.setEncoding('utf8').on('data', (c: string) => { body += c }).on('end', () => resolve([status, body]))
+    })
+    expect(refusedStatus).toBe(400)
+    expect(JSON.parse(refusedBody)).toMatchObject({ error: { code: 'bad-state-vector' } })
+
     const viaHttp1 = await new Promise<{ status: number; alpn: string | false | null }>((resolve, reject) => {
       https.get(url + '/healthz', { ca: tls.cert }, res => {
         res.resume()
