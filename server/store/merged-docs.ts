@@ -45,6 +45,12 @@ const heapEstimate = (encodedBytes: number): number => 3 * 1024 + 10 * encodedBy
 const encodedHeapEstimate = (encodedBytes: number): number => 256 + encodedBytes
 
 /**
+ * Time one sweep spends at most holding quiet documents as their encoding (encoding a large one
+ * takes milliseconds); the rest wait for the next sweep.
+ */
+const SWEEP_BUDGET_MS = 10
+
+/**
  * A document whose encoding is at most this large is held as its encoding even while it moves:
  * putting it back into a `Y.Doc` for the updates of a turn takes tens of microseconds, where the
  * `Y.Doc` would hold some 10 KB of heap more for as long as the document is kept.
@@ -93,11 +99,16 @@ export class MergedDoc implements MergedState {
   /** When updates last moved the document (`performance.now()`). */
   movedAt = performance.now()
 
+  /** The document in a `Y.Doc`; null while it is held as its encoding ({@link held}). */
+  private doc: Y.Doc | null
+
   /**
-   * @param doc - the document merged at `head`; null while it is held as its encoding.
+   * @param doc - the document merged at `head`.
    * @param resized - told how much the estimate changed.
    */
-  constructor (readonly epoch: string, public head: StreamId, private doc: Y.Doc | null, private readonly resized: (delta: number) => void) {}
+  constructor (readonly epoch: string, public head: StreamId, doc: Y.Doc, private readonly resized: (delta: number) => void) {
+    this.doc = doc
+  }
 
   full (): Uint8Array {
     this.assertSettled()
@@ -112,7 +123,15 @@ export class MergedDoc implements MergedState {
 
   fullV2 (): Uint8Array {
     this.assertSettled()
-    this.encodedV2 ??= this.held === null ? Y.encodeStateAsUpdateV2(this.yDoc()) : this.held.fullV2()
+    if (this.encodedV2 === null) {
+      if (this.held === null) {
+        this.encodedV2 = Y.encodeStateAsUpdateV2(this.yDoc())
+      } else {
+        this.encodedV2 = this.held.fullV2()
+        // Held as its encoding, the estimate counts what it holds, this copy too.
+        this.resize(this.heldEstimate())
+      }
+    }
     return this.encodedV2
   }
 
@@ -156,7 +175,12 @@ export class MergedDoc implements MergedState {
     this.doc.destroy()
     this.doc = null
     this.held = mergedUpdate(state)
-    this.resize(encodedHeapEstimate(state.length))
+    this.resize(this.heldEstimate())
+  }
+
+  /** The estimate of a document held as its encoding: the encoding, and its v2 copy once made. */
+  private heldEstimate (): number {
+    return encodedHeapEstimate((this.held?.full().length ?? 0) + (this.encodedV2?.length ?? 0))
   }
 
   /**
@@ -187,8 +211,9 @@ export class MergedDoc implements MergedState {
     this.encoded = null
     this.encodedV2 = null
     this.movedAt = performance.now()
-    // Held as its encoding, it grows into a Y.Doc with the next apply.
-    this.resize((this.held === null ? this.bytes : heapEstimate(this.held.full().length)) + 10 * appliedBytes)
+    // Held as its encoding, it grows into a Y.Doc with the next apply (earlier deferred updates
+    // already grew the estimate past that).
+    this.resize((this.held === null ? this.bytes : Math.max(this.bytes, heapEstimate(this.held.full().length))) + 10 * appliedBytes)
   }
 
   private resize (bytes: number): void {
@@ -357,12 +382,25 @@ export class MergedDocs {
     this.sweeper.unref()
   }
 
-  /** Holds the documents no update moved for {@link quietMs} as their encoding; stops once none is left in a `Y.Doc`. */
+  /**
+   * Holds the documents no update moved for {@link quietMs} as their encoding, within
+   * {@link SWEEP_BUDGET_MS}; stops once none is left in a `Y.Doc`.
+   */
   private sweep (): void {
-    const quietSince = performance.now() - this.quietMs
+    const started = performance.now()
+    const quietSince = started - this.quietMs
     let inYDocs = 0
-    for (const merged of this.docs.values()) {
-      if (merged.movedAt <= quietSince) merged.holdEncoded()
+    for (const [docId, merged] of this.docs) {
+      if (merged.movedAt <= quietSince && performance.now() - started < SWEEP_BUDGET_MS) {
+        try {
+          merged.holdEncoded()
+        } catch (error) {
+          // Nothing else would catch it in a timer; the next read merges the document anew.
+          this.logger.warn('holding a merged document as its encoding failed', { docId, error: String(error) })
+          this.delete(docId)
+          continue
+        }
+      }
       if (!merged.encodedForm) inYDocs++
     }
     if (inYDocs === 0) this.stopSweeping()

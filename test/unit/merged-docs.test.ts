@@ -167,6 +167,27 @@ describe('documents kept merged in memory', () => {
     expect(reads(doc, known)).toMatchObject({ full: expected, diff: expected })
   })
 
+  it('counts every update deferred on a document held as its encoding, and its v2 copy', () => {
+    const { merged, doc } = keeping(1024 * 1024, textUpdate(100))
+    expect(doc.encodedForm).toBe(true)
+    const held = doc.bytes
+    doc.fullV2()
+    expect(doc.bytes).toBe(held + doc.fullV2().length)
+    const writer = new Y.Doc()
+    Y.applyUpdate(writer, doc.full())
+    const updates: Uint8Array[] = []
+    writer.on('update', (update: Uint8Array) => updates.push(update))
+    // 40 updates of about 200 bytes: under the 64 updates and 16 KB that are applied at once.
+    for (let i = 0; i < 40; i++) writer.getText('t').insert(0, String(i % 10).repeat(200))
+    updates.forEach((update, i) => expect(merged.defer('d', doc, `${i + 2}-0`, update)).toBe(true))
+    const deferred = updates.reduce((sum, u) => sum + u.length, 0)
+    expect(doc.bytes).toBeGreaterThanOrEqual(10 * deferred)
+    // Settled, it is 8 KB encoded: past the small size, so it stays in its Y.Doc.
+    expect(merged.settle('d', doc)).toBe(true)
+    expect(doc.encodedForm).toBe(false)
+    expect(textOf(doc.full())).toBe(writer.getText('t').toString())
+  })
+
   it('holds a larger document in a Y.Doc while updates move it, and as its encoding once they stop, in the budget too', async () => {
     const merged = new MergedDocs(60 * 1024, silentLogger, 50)
     merged.build('a', 'e', '1-0', textUpdate(5000), [])
