@@ -6,7 +6,7 @@
 import type { AwarenessEntry } from '../../shared/awareness.js'
 import { ErrorCode, ProtocolError } from '../../shared/errors.js'
 import {
-  checkpointFor, compareStreamIds, decodeClockMap, diffSync, formatEventId, mergeAll, parseEventId, replaySync, replayStart, STREAM_START,
+  checkpointFor, compareStreamIds, diffSync, formatEventId, mergeAll, parseEventId, replaySync, replayStart,
   type Checkpoint, type ClockRange, type HistorySnapshot, type LogEntry, type ResumePoint, type StreamId, type SyncResult
 } from './history.js'
 import type { DocEvent, DocListener, DocumentStore, StreamPositions, ValidatedUpdate } from './types.js'
@@ -252,13 +252,9 @@ export abstract class LogStore implements DocumentStore {
    * merged through a garbage-collecting `Y.Doc` (far smaller than `Y.mergeUpdates`, which keeps
    * every deleted character) and kept for next time. `readWhole` forces the whole read, which also
    * gives the compaction checkpoints and the entries pending compaction. `known`: a read the caller
-   * already made, which saves reading again when it reaches the kept document's head. A document
-   * whose updates this store delivers in order needs no read while what it holds is at the
-   * delivered head ({@link fromDelivered}).
+   * already made, which saves reading again when it reaches the kept document's head.
    */
   private async withMerged<T> (docId: string, readWhole: boolean, use: (read: MergedRead) => T, known?: KnownRead): Promise<T> {
-    const delivered = readWhole || known !== undefined ? null : this.fromDelivered(docId)
-    if (delivered !== null) return use(delivered)
     const kept = readWhole ? undefined : this.merged.get(docId)
     if (kept !== undefined) {
       const head = kept.head
@@ -285,38 +281,6 @@ export abstract class LogStore implements DocumentStore {
     const { merged, refused } = this.merged.build(docId, snapshot.epoch, snapshot.head, state, entries.map(e => e.update))
     this.options.observer?.mergedFromLog()
     return use({ ...whole, refused: refused.map(i => entries[i]?.id ?? ''), merged })
-  }
-
-  /**
-   * The document at the head delivered to this store's subscribers, from memory: merged in a kept
-   * document that is at that head, or empty when the document does not exist. A subscriber that
-   * syncs from it loses nothing and gets nothing twice: the updates stored after that head, also
-   * those stored before it subscribed and not delivered yet, reach it in order after its sync
-   * event, as they reach every subscriber here. `null` when the store does not deliver the
-   * document's updates in order now ({@link deliveredHead}), or holds nothing at that head.
-   */
-  private fromDelivered (docId: string): MergedRead | null {
-    const delivered = this.deliveredHead(docId)
-    if (delivered === null) return null
-    const { epoch, id } = delivered
-    const empty = { checkpoints: [], pending: [], refused: [] }
-    if (epoch === '' && id === STREAM_START) {
-      return { ...empty, snapshot: { epoch: null, head: STREAM_START, compacted: STREAM_START, floor: STREAM_START, stateVector: new Map() }, merged: mergedUpdate(mergeAll([])) }
-    }
-    const kept = this.merged.get(docId)
-    if (kept === undefined || kept.epoch !== epoch || kept.head !== id || !this.merged.settle(docId, kept)) return null
-    // Merged through its head: the log and the compacted state, as far as this read goes, end there.
-    return { ...empty, snapshot: { epoch, head: id, compacted: id, floor: id, stateVector: decodeClockMap(kept.stateVector()) }, merged: kept }
-  }
-
-  /**
-   * Where the delivery of a watched document's updates to this store's subscribers stands: its
-   * life (`''` when it does not exist) and the stream ID of the last update delivered, when every
-   * update stored up to there was delivered, in order, and no read of the log is catching up now;
-   * `null` otherwise. The default: never, so every sync reads the store.
-   */
-  protected deliveredHead (_docId: string): { epoch: string; id: StreamId } | null {
-    return null
   }
 
   async subscribe (docId: string, listener: DocListener): Promise<() => void> {

@@ -90,8 +90,6 @@ export class MergedDoc implements MergedState {
   private held: MergedState | null = null
   /** The same in format v2, encoded on first use. */
   private encodedV2: Uint8Array | null = null
-  /** Its state vector, on first use: read off the encoding, it takes a pass over the whole document. */
-  private encodedStateVector: Uint8Array | null = null
   /** Estimated heap: from the encoded size when last encoded, plus what was applied since (an upper bound). */
   bytes = 0
   /** Updates up to `head` not applied yet ({@link MergedDocs.defer}). */
@@ -144,8 +142,7 @@ export class MergedDoc implements MergedState {
 
   stateVector (): Uint8Array {
     this.assertSettled()
-    this.encodedStateVector ??= this.held === null ? Y.encodeStateVector(this.yDoc()) : this.held.stateVector()
-    return this.encodedStateVector
+    return this.held === null ? Y.encodeStateVector(this.yDoc()) : this.held.stateVector()
   }
 
   /** Whether it is held as its encoding, not in a `Y.Doc`. */
@@ -213,7 +210,6 @@ export class MergedDoc implements MergedState {
     this.head = head
     this.encoded = null
     this.encodedV2 = null
-    this.encodedStateVector = null
     this.movedAt = performance.now()
     // Held as its encoding, it grows into a Y.Doc with the next apply (earlier deferred updates
     // already grew the estimate past that).

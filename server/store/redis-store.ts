@@ -263,13 +263,6 @@ export class RedisStore extends LogStore {
     this.cursors.set(docId, { epoch: epoch ?? '', id: head ?? STREAM_START, pulling: false, again: false })
   }
 
-  protected override deliveredHead (docId: string): { epoch: string; id: StreamId } | null {
-    const cursor = this.cursors.get(docId)
-    // Notifications are lost while the subscriber is not connected; a pull catches up after it.
-    if (cursor === undefined || cursor.pulling || this.subscriber.status !== 'ready') return null
-    return { epoch: cursor.epoch, id: cursor.id }
-  }
-
   protected async unwatch (docId: string): Promise<void> {
     this.cursors.delete(docId)
     const { channel } = this.keys(docId)

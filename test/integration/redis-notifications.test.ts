@@ -1,5 +1,4 @@
 /** How a Redis store turns its channel's notifications into deliveries (the format is in docs/redis-cluster.md). */
-import type { Socket } from 'node:net'
 import { Redis } from 'ioredis'
 import * as Y from 'yjs'
 import { describe, expect, it } from 'vitest'
@@ -53,37 +52,6 @@ describe('notifications of a Redis store', () => {
 })
 
 describe('an update appended on the instance that delivers it', () => {
-  it('syncs a watched document from memory at the delivered head, and delivers what was stored meanwhile after the sync event', async () => {
-    const prefix = uniquePrefix('behind')
-    const store = new RedisStore({ redis: redisUrl(), prefix })
-    const other = new RedisStore({ redis: redisUrl(), prefix })
-    onCleanup(() => Promise.all([store.close(), other.close()]).then(() => undefined))
-    const events: DocEvent[] = []
-    await store.subscribe('d', event => events.push(event))
-    const writer = new Y.Doc()
-    const append = (on: RedisStore, text: string): Promise<string> => {
-      const update = textUpdate(writer, text)
-      return on.append('d', { bytes: update, ranges: validateUpdate(update) })
-    }
-    const first = await append(store, 'first')
-    await waitFor(() => events.length === 1)
-    expect((await store.sync('d', {})).eventId).toBe(first) // merges the document and keeps it
-    // The instance stops reading its notifications: what the other one stores is not delivered here yet.
-    const notifications = (store as unknown as { subscriber: { stream: Socket } }).subscriber.stream
-    notifications.pause()
-    const second = await append(other, ' and second')
-    const sync = await store.sync('d', {})
-    expect(sync.eventId).toBe(first)
-    notifications.resume()
-    await waitFor(() => events.length === 2)
-    expect(events.map(e => e.type === 'update' ? e.eventId : e.type)).toEqual([first, second])
-    // The sync and the updates delivered after it hold everything.
-    const client = new Y.Doc()
-    Y.applyUpdate(client, sync.update)
-    for (const event of events) if (event.type === 'update' && store.isAfter(event.eventId, sync.eventId)) Y.applyUpdate(client, event.update)
-    expect(client.getText('t').toString()).toBe('first and second')
-  })
-
   it('is delivered once, and its notification neither delivers it again nor makes the instance read the log', async () => {
     // A Redis of its own, and every other client ready before MONITOR starts: ioredis takes a
     // command logged in the same read as MONITOR's answer for a reply ("Command queue state
