@@ -53,6 +53,9 @@ export interface RedisStoreOptions extends Partial<StoreOptions> {
 /** Updates read per round trip when a subscriber catches up. */
 const TAIL_BATCH = 500
 
+/** How long after a failed catch-up read it is tried again. */
+const PULL_RETRY_MS = 1000
+
 /** Scripts by command name, with their key counts (-1: given per call). */
 const SCRIPTS = {
   // 4 document keys, 3 more for the change feed on one Redis.
@@ -337,7 +340,12 @@ export class RedisStore extends LogStore {
     }
     cursor.pulling = true
     this.pullLoop(docId, cursor)
-      .catch(error => this.options.logger.warn('reading updates failed', { docId, error: String(error) }))
+      .catch(error => {
+        this.options.logger.warn('reading updates failed', { docId, error: String(error) })
+        // Nothing else reads what was missed before the document's next notification, which may
+        // never come: read again shortly, while the document is still watched by this cursor.
+        setTimeout(() => { if (this.cursors.get(docId) === cursor) this.pull(docId) }, PULL_RETRY_MS).unref()
+      })
       .finally(() => {
         cursor.pulling = false
       })
@@ -347,10 +355,14 @@ export class RedisStore extends LogStore {
     const k = this.keys(docId)
     for (;;) {
       cursor.again = false
-      const [epoch, floor, reply] = list(await this.script('ysseTail', [k.meta, k.log], [cursor.id, String(TAIL_BATCH)]))
+      const from = { epoch: cursor.epoch, id: cursor.id }
+      const [epoch, floor, reply] = list(await this.script('ysseTail', [k.meta, k.log], [from.id, String(TAIL_BATCH)]))
       const entries = entriesOf(reply)
       const currentEpoch = text(epoch)
       if (this.cursors.get(docId) !== cursor) return
+      // The document was deleted while the log was read (its reset moved the cursor): what the
+      // read brought is of the life before, which the subscribers were told to forget.
+      if (cursor.epoch !== from.epoch || cursor.id !== from.id) continue
       // A new life of the document, or history trimmed past the cursor: subscribers must resync.
       if ((cursor.epoch !== '' && currentEpoch !== cursor.epoch) || compareStreamIds(text(floor), cursor.id) > 0) {
         const last = entries.at(-1)

@@ -1,4 +1,5 @@
 /** How a Redis store turns its channel's notifications into deliveries (the format is in docs/redis-cluster.md). */
+import type { Socket } from 'node:net'
 import { Redis } from 'ioredis'
 import * as Y from 'yjs'
 import { describe, expect, it } from 'vitest'
@@ -52,6 +53,85 @@ describe('notifications of a Redis store', () => {
 })
 
 describe('an update appended on the instance that delivers it', () => {
+  it('does not deliver what a read of the log brought from before the document was deleted', async () => {
+    const prefix = uniquePrefix('deleted')
+    const store = new RedisStore({ redis: redisUrl(), prefix })
+    const other = new RedisStore({ redis: redisUrl(), prefix })
+    onCleanup(() => Promise.all([store.close(), other.close()]).then(() => undefined))
+    const events: DocEvent[] = []
+    await store.subscribe('d', event => events.push(event))
+    const writer = new Y.Doc()
+    const append = (on: RedisStore, text: string): Promise<string> => {
+      const update = textUpdate(writer, text)
+      return on.append('d', { bytes: update, ranges: validateUpdate(update) })
+    }
+    const first = await append(store, 'first')
+    await waitFor(() => events.length === 1)
+    // The race, set up by hand on the store's internals: its read of the log comes back only
+    // after the deletion's reset was handled.
+    const internals = store as unknown as { script: (name: string, ...rest: unknown[]) => Promise<unknown>; pull: (docId: string) => void; subscriber: { stream: Socket } }
+    const script = internals.script.bind(store)
+    let release = (): void => {}
+    const gate = new Promise<void>(resolve => { release = resolve })
+    let held = false
+    internals.script = async (name, ...rest) => {
+      const reply = await script(name, ...rest)
+      if (name === 'ysseTail' && !held) {
+        held = true
+        await gate
+      }
+      return reply
+    }
+    internals.subscriber.stream.pause()
+    await append(other, ' second')
+    internals.pull('d') // reads ' second', held at the gate
+    await waitFor(() => held)
+    await other.deleteDocument('d')
+    internals.subscriber.stream.resume()
+    await waitFor(() => events.some(e => e.type === 'reset'))
+    release()
+    const after = await append(other, 'a new life')
+    await waitFor(() => events.some(e => e.type === 'update' && e.eventId === after))
+    expect(events.map(e => e.type === 'update' ? e.eventId : e.type)).toEqual([first, 'reset', after])
+  })
+
+  it('reads the log again after a catch-up read failed, without waiting for another notification', async () => {
+    const prefix = uniquePrefix('retry')
+    const store = new RedisStore({ redis: redisUrl(), prefix })
+    const other = new RedisStore({ redis: redisUrl(), prefix })
+    onCleanup(() => Promise.all([store.close(), other.close()]).then(() => undefined))
+    const events: DocEvent[] = []
+    await store.subscribe('d', event => events.push(event))
+    const writer = new Y.Doc()
+    const append = (on: RedisStore, text: string): Promise<string> => {
+      const update = textUpdate(writer, text)
+      return on.append('d', { bytes: update, ranges: validateUpdate(update) })
+    }
+    const first = await append(store, 'first')
+    await waitFor(() => events.length === 1)
+    // Set up by hand on the store's internals: its notifications held back, and its next read of
+    // the log failing once (a timeout, a failover), as after a notification lost on a reconnect.
+    const internals = store as unknown as { script: (name: string, ...rest: unknown[]) => Promise<unknown>; pull: (docId: string) => void; subscriber: { stream: Socket } }
+    const script = internals.script.bind(store)
+    let failed = false
+    internals.script = async (name, ...rest) => {
+      if (name === 'ysseTail' && !failed) {
+        failed = true
+        throw new Error('the read failed')
+      }
+      return script(name, ...rest)
+    }
+    internals.subscriber.stream.pause()
+    const second = await append(other, ' second')
+    internals.pull('d')
+    await waitFor(() => events.length === 2, { message: () => `${events.length} of 2 delivered` })
+    expect(failed).toBe(true)
+    internals.subscriber.stream.resume()
+    const third = await append(other, ' third')
+    await waitFor(() => events.length === 3)
+    expect(events.map(e => e.type === 'update' ? e.eventId : e.type)).toEqual([first, second, third])
+  })
+
   it('is delivered once, and its notification neither delivers it again nor makes the instance read the log', async () => {
     // A Redis of its own, and every other client ready before MONITOR starts: ioredis takes a
     // command logged in the same read as MONITOR's answer for a reply ("Command queue state
