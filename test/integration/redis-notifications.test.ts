@@ -22,6 +22,33 @@ const textUpdate = (doc: Y.Doc, text: string): Uint8Array => {
   return captured
 }
 
+/** The store's internals the catch-up tests set their races up on. */
+interface Internals {
+  script: (name: string, ...rest: unknown[]) => Promise<unknown>
+  pull: (docId: string) => void
+  subscriber: { stream: Socket }
+}
+
+/** Two instances on one Redis prefix, the first following document `d`, its first update delivered. */
+const twoInstances = async (name: string, redis = redisUrl()) => {
+  const prefix = uniquePrefix(name)
+  const store = new RedisStore({ redis, prefix })
+  const other = new RedisStore({ redis, prefix })
+  onCleanup(() => Promise.all([store.close(), other.close()]).then(() => undefined))
+  const events: DocEvent[] = []
+  await store.subscribe('d', event => events.push(event))
+  const writer = new Y.Doc()
+  const append = (on: RedisStore, text: string): Promise<string> => {
+    const update = textUpdate(writer, text)
+    return on.append('d', { bytes: update, ranges: validateUpdate(update) })
+  }
+  const first = await append(store, 'first')
+  await waitFor(() => events.length === 1)
+  const internals = store as unknown as Internals
+  return { store, other, events, append, first, prefix, internals, eventIds: () => events.map(e => e.type === 'update' ? e.eventId : e.type) }
+}
+
+
 describe('notifications of a Redis store', () => {
   it('delivers an update carried by a notification only when it follows the delivered position; otherwise reads the log', async () => {
     const prefix = uniquePrefix('notify')
@@ -53,24 +80,47 @@ describe('notifications of a Redis store', () => {
 })
 
 describe('an update appended on the instance that delivers it', () => {
+  it('is delivered once, and its notification neither delivers it again nor makes the instance read the log', async () => {
+    // A Redis of its own, and every other client ready before MONITOR starts: ioredis takes a
+    // command logged in the same read as MONITOR's answer for a reply ("Command queue state
+    // error"), and other test files' clients, or these ones' ready checks, could send one then.
+    const redis = await startRedisServer()
+    onCleanup(() => redis.stop())
+    const { store, other, events, append, first, prefix, eventIds } = await twoInstances('own', redis.url)
+    const publisher = new Redis(redis.url)
+    onCleanup(async () => { publisher.disconnect() })
+    await Promise.all([store.ping(), other.ping(), publisher.ping()])
+    const monitor = await new Redis(redis.url).monitor()
+    onCleanup(async () => { monitor.disconnect() })
+    const reads: string[] = []
+    const log = docKeys(prefix, 'd').log
+    // A read of what follows the cursor (a catch-up's XRANGE with COUNT; the background merge of
+    // a document with readers reads the whole log without one).
+    monitor.on('monitor', (_time: string, args: string[]) => {
+      if (args[0]?.toUpperCase() === 'XRANGE' && args[1] === log && args.includes('COUNT')) reads.push(args.join(' '))
+    })
+    const ids = [first]
+    for (let i = 0; i < 10; i++) ids.push(await append(store, ` ${i}`))
+    // An update too large to travel in its notification is only announced (`u<epoch>\n<ID>`);
+    // one already delivered here (forged, as its announcement could come before the append's
+    // answer, and then rightly makes the instance read) is not read again either.
+    const parsed = parseEventId(ids[5] as string)
+    await publisher.publish(docKeys(prefix, 'd').channel, `u${parsed?.epoch ?? ''}\n${parsed?.id ?? ''}`)
+    // Notifications arrive in publishing order: once the other instance's update is delivered
+    // (from its notification, which follows the cursor), every earlier one has been handled.
+    ids.push(await append(other, ' from the other instance'))
+    await waitFor(() => events.length === ids.length)
+    expect(eventIds()).toEqual(ids)
+    expect(reads).toEqual([])
+  })
+})
+
+describe('catch-up reads of a Redis store', () => {
   it('does not deliver what a read of the log brought from before the document was deleted', async () => {
-    const prefix = uniquePrefix('deleted')
-    const store = new RedisStore({ redis: redisUrl(), prefix })
-    const other = new RedisStore({ redis: redisUrl(), prefix })
-    onCleanup(() => Promise.all([store.close(), other.close()]).then(() => undefined))
-    const events: DocEvent[] = []
-    await store.subscribe('d', event => events.push(event))
-    const writer = new Y.Doc()
-    const append = (on: RedisStore, text: string): Promise<string> => {
-      const update = textUpdate(writer, text)
-      return on.append('d', { bytes: update, ranges: validateUpdate(update) })
-    }
-    const first = await append(store, 'first')
-    await waitFor(() => events.length === 1)
-    // The race, set up by hand on the store's internals: its read of the log comes back only
-    // after the deletion's reset was handled.
-    const internals = store as unknown as { script: (name: string, ...rest: unknown[]) => Promise<unknown>; pull: (docId: string) => void; subscriber: { stream: Socket } }
-    const script = internals.script.bind(store)
+    const { other, events, append, first, internals, eventIds } = await twoInstances('deleted')
+    // The race, set up by hand: the store's read of the log comes back only after the deletion's
+    // reset was handled.
+    const script = internals.script.bind(internals)
     let release = (): void => {}
     const gate = new Promise<void>(resolve => { release = resolve })
     let held = false
@@ -92,27 +142,14 @@ describe('an update appended on the instance that delivers it', () => {
     release()
     const after = await append(other, 'a new life')
     await waitFor(() => events.some(e => e.type === 'update' && e.eventId === after))
-    expect(events.map(e => e.type === 'update' ? e.eventId : e.type)).toEqual([first, 'reset', after])
+    expect(eventIds()).toEqual([first, 'reset', after])
   })
 
   it('reads the log again after a catch-up read failed, without waiting for another notification', async () => {
-    const prefix = uniquePrefix('retry')
-    const store = new RedisStore({ redis: redisUrl(), prefix })
-    const other = new RedisStore({ redis: redisUrl(), prefix })
-    onCleanup(() => Promise.all([store.close(), other.close()]).then(() => undefined))
-    const events: DocEvent[] = []
-    await store.subscribe('d', event => events.push(event))
-    const writer = new Y.Doc()
-    const append = (on: RedisStore, text: string): Promise<string> => {
-      const update = textUpdate(writer, text)
-      return on.append('d', { bytes: update, ranges: validateUpdate(update) })
-    }
-    const first = await append(store, 'first')
-    await waitFor(() => events.length === 1)
-    // Set up by hand on the store's internals: its notifications held back, and its next read of
-    // the log failing once (a timeout, a failover), as after a notification lost on a reconnect.
-    const internals = store as unknown as { script: (name: string, ...rest: unknown[]) => Promise<unknown>; pull: (docId: string) => void; subscriber: { stream: Socket } }
-    const script = internals.script.bind(store)
+    const { other, events, append, first, internals, eventIds } = await twoInstances('retry')
+    // Set up by hand: the store's notifications held back, and its next read of the log failing
+    // once (a timeout, a failover), as after a notification lost on a reconnect.
+    const script = internals.script.bind(internals)
     let failed = false
     internals.script = async (name, ...rest) => {
       if (name === 'ysseTail' && !failed) {
@@ -129,54 +166,6 @@ describe('an update appended on the instance that delivers it', () => {
     internals.subscriber.stream.resume()
     const third = await append(other, ' third')
     await waitFor(() => events.length === 3)
-    expect(events.map(e => e.type === 'update' ? e.eventId : e.type)).toEqual([first, second, third])
-  })
-
-  it('is delivered once, and its notification neither delivers it again nor makes the instance read the log', async () => {
-    // A Redis of its own, and every other client ready before MONITOR starts: ioredis takes a
-    // command logged in the same read as MONITOR's answer for a reply ("Command queue state
-    // error"), and other test files' clients, or these ones' ready checks, could send one then.
-    const redis = await startRedisServer()
-    onCleanup(() => redis.stop())
-    const prefix = uniquePrefix('own')
-    const store = new RedisStore({ redis: redis.url, prefix })
-    const other = new RedisStore({ redis: redis.url, prefix })
-    const publisher = new Redis(redis.url)
-    onCleanup(async () => {
-      publisher.disconnect()
-      await Promise.all([store.close(), other.close()])
-    })
-    await Promise.all([store.ping(), other.ping(), publisher.ping()])
-    const monitor = await new Redis(redis.url).monitor()
-    onCleanup(async () => { monitor.disconnect() })
-    const reads: string[] = []
-    const log = docKeys(prefix, 'd').log
-    // A read of what follows the cursor (a catch-up's XRANGE with COUNT; the background merge of
-    // a document with readers reads the whole log without one).
-    monitor.on('monitor', (_time: string, args: string[]) => {
-      if (args[0]?.toUpperCase() === 'XRANGE' && args[1] === log && args.includes('COUNT')) reads.push(args.join(' '))
-    })
-    const events: DocEvent[] = []
-    await store.subscribe('d', event => events.push(event))
-    const writer = new Y.Doc()
-    const append = (on: RedisStore, text: string): Promise<string> => {
-      const update = textUpdate(writer, text)
-      return on.append('d', { bytes: update, ranges: validateUpdate(update) })
-    }
-    const ids = [await append(store, 'first')]
-    await waitFor(() => events.length === 1)
-    reads.length = 0
-    for (let i = 0; i < 10; i++) ids.push(await append(store, ` ${i}`))
-    // An update too large to travel in its notification is only announced (`u<epoch>\n<ID>`);
-    // one already delivered here (forged, as its announcement could come before the append's
-    // answer, and then rightly makes the instance read) is not read again either.
-    const parsed = parseEventId(ids[5] as string)
-    await publisher.publish(docKeys(prefix, 'd').channel, `u${parsed?.epoch ?? ''}\n${parsed?.id ?? ''}`)
-    // Notifications arrive in publishing order: once the other instance's update is delivered
-    // (from its notification, which follows the cursor), every earlier one has been handled.
-    ids.push(await append(other, ' from the other instance'))
-    await waitFor(() => events.length === ids.length)
-    expect(events.map(e => e.type === 'update' ? e.eventId : e.type)).toEqual(ids)
-    expect(reads).toEqual([])
+    expect(eventIds()).toEqual([first, second, third])
   })
 })
