@@ -260,10 +260,23 @@ export class RedisStore extends LogStore {
 
   protected async watch (docId: string): Promise<void> {
     const k = this.keys(docId)
-    await this.unavailableOnError(this.sharded ? this.subscriber.ssubscribe(k.channel) : this.subscriber.subscribe(k.channel))
-    // The cursor starts at the head read after subscribing: anything later is notified.
-    const [epoch, head] = await this.unavailableOnError(this.redis.hmget(k.meta, 'epoch', 'head'))
-    this.cursors.set(docId, { epoch: epoch ?? '', id: head ?? STREAM_START, pulling: false, again: false })
+    // Until the head is read, the cursor counts as catching up: a notification that comes first
+    // (its reply and the head's travel on different connections) only asks for a read after it.
+    const cursor: Cursor = { epoch: '', id: STREAM_START, pulling: true, again: false }
+    this.cursors.set(docId, cursor)
+    try {
+      await this.unavailableOnError(this.sharded ? this.subscriber.ssubscribe(k.channel) : this.subscriber.subscribe(k.channel))
+      // The cursor starts at the head read after subscribing: anything later is notified.
+      const [epoch, head] = await this.unavailableOnError(this.redis.hmget(k.meta, 'epoch', 'head'))
+      cursor.epoch = epoch ?? ''
+      cursor.id = head ?? STREAM_START
+    } catch (error) {
+      if (this.cursors.get(docId) === cursor) this.cursors.delete(docId)
+      throw error
+    } finally {
+      cursor.pulling = false
+    }
+    if (cursor.again && this.cursors.get(docId) === cursor) this.pull(docId)
   }
 
   protected async unwatch (docId: string): Promise<void> {

@@ -90,8 +90,13 @@ describe('an update appended on the instance that delivers it', () => {
     const publisher = new Redis(redis.url)
     onCleanup(async () => { publisher.disconnect() })
     await Promise.all([store.ping(), other.ping(), publisher.ping()])
-    const monitor = await new Redis(redis.url).monitor()
-    onCleanup(async () => { monitor.disconnect() })
+    // MONITOR runs on a connection of its own, beside the client that asked for it: both go.
+    const monitored = new Redis(redis.url)
+    const monitor = await monitored.monitor()
+    onCleanup(async () => {
+      monitor.disconnect()
+      monitored.disconnect()
+    })
     const reads: string[] = []
     const log = docKeys(prefix, 'd').log
     // A read of what follows the cursor (a catch-up's XRANGE with COUNT; the background merge of
@@ -143,6 +148,46 @@ describe('catch-up reads of a Redis store', () => {
     const after = await append(other, 'a new life')
     await waitFor(() => events.some(e => e.type === 'update' && e.eventId === after))
     expect(eventIds()).toEqual([first, 'reset', after])
+  })
+
+  it('delivers an update whose notification came before the head that starts a watch', async () => {
+    const prefix = uniquePrefix('watching')
+    const store = new RedisStore({ redis: redisUrl(), prefix })
+    const other = new RedisStore({ redis: redisUrl(), prefix })
+    // A third instance that only reads: its deliveries come from notifications.
+    const probe = new RedisStore({ redis: redisUrl(), prefix })
+    onCleanup(() => Promise.all([store.close(), other.close(), probe.close()]).then(() => undefined))
+    const writer = new Y.Doc()
+    const append = (text: string): Promise<string> => {
+      const update = textUpdate(writer, text)
+      return other.append('d', { bytes: update, ranges: validateUpdate(update) })
+    }
+    const seenByProbe: DocEvent[] = []
+    await probe.subscribe('d', event => seenByProbe.push(event))
+    await append('first')
+    // The race, set up by hand on the store's main connection: the head its watch starts from is
+    // read, and the answer held back until the next update's notification has come.
+    const redis = (store as unknown as { redis: { hmget: (...args: unknown[]) => Promise<unknown> } }).redis
+    const hmget = redis.hmget.bind(redis)
+    let release = (): void => {}
+    const gate = new Promise<void>(resolve => { release = resolve })
+    let read = false
+    redis.hmget = async (...args) => {
+      const head = await hmget(...args)
+      read = true
+      await gate
+      return head
+    }
+    const events: DocEvent[] = []
+    const subscribed = store.subscribe('d', event => events.push(event))
+    await waitFor(() => read)
+    const second = await append(' second')
+    // Every instance gets the notification at once: the probe's delivery says it has come.
+    await waitFor(() => seenByProbe.length === 2)
+    release()
+    await subscribed
+    await waitFor(() => events.length === 1, { message: () => `${events.length} of 1 delivered` })
+    expect(events.map(e => e.type === 'update' ? e.eventId : e.type)).toEqual([second])
   })
 
   it('reads the log again after a catch-up read failed, without waiting for another notification', async () => {
