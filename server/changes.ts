@@ -103,7 +103,7 @@ class ChangesStream {
   /** Runs until the client or the server closes the stream, or `expiresAt` (ms since the epoch) passes. */
   async open (expiresAt: number | undefined): Promise<void> {
     // Jittered per connection, so clients of a restarted server do not reconnect in lockstep.
-    this.writer.send({ retry: this.options.retryMs + Math.floor(Math.random() * this.options.retryMs) })
+    this.writer.sendWithNext({ retry: this.options.retryMs + Math.floor(Math.random() * this.options.retryMs) })
     this.heartbeat = setInterval(() => { if (!this.writer.blocked) this.writer.comment() }, this.options.heartbeatMs)
     if (expiresAt !== undefined) this.expiry = setTimeout(() => this.writer.end(), timerDelay(expiresAt - Date.now()))
     try {

@@ -286,7 +286,7 @@ export class EventsStream {
    */
   async open (expiresAt?: number): Promise<void> {
     // Jittered per connection, so clients of a restarted server do not reconnect in lockstep.
-    this.writer.send({ retry: this.options.retryMs + Math.floor(Math.random() * this.options.retryMs) })
+    this.writer.sendWithNext({ retry: this.options.retryMs + Math.floor(Math.random() * this.options.retryMs) })
     this.heartbeat = setInterval(() => this.beat(), this.options.heartbeatMs)
     if (expiresAt !== undefined) this.expiry = setTimeout(() => this.writer.end(), timerDelay(expiresAt - Date.now()))
     try {

@@ -81,6 +81,8 @@ export class SseWriter {
   private isBlocked = false
   private drainListener: (() => void) | null = null
   private ended = false
+  /** Events held back to go out with the next one ({@link sendWithNext}). */
+  private held: Buffer | null = null
 
   /** @param metrics - told the name and size of every event written. */
   constructor (res: ServerResponse, private readonly metrics: Metrics | null) {
@@ -109,6 +111,18 @@ export class SseWriter {
     return this.sendFrame(toFrame(message))
   }
 
+  /**
+   * Holds an event back until the next write (or the end), which takes it along: a stream's
+   * `retry:` then goes out with its sync event and the response's head in one write (Node holds
+   * the head's write open until the end of the turn), one packet for the client to read instead
+   * of two, and one write less per stream opened.
+   */
+  sendWithNext (message: SseMessage): void {
+    const { event, chunk } = toFrame(message)
+    this.metrics?.eventSent(event, chunk.length)
+    this.held = this.held === null ? chunk : Buffer.concat([this.held, chunk])
+  }
+
   /** Writes an event formatted once for many streams; returns false when the client is not keeping up. */
   sendFrame ({ event, chunk }: SseFrame): boolean {
     this.metrics?.eventSent(event, chunk.length)
@@ -134,6 +148,11 @@ export class SseWriter {
 
   private write (chunk: string | Buffer): boolean {
     if (this.closed) return false
+    const held = this.held
+    if (held !== null) {
+      this.held = null
+      this.res.write(held)
+    }
     const ok = this.res.write(chunk)
     if (!ok) this.isBlocked = true
     return ok
@@ -143,7 +162,10 @@ export class SseWriter {
   end (): void {
     if (this.closed) return
     this.ended = true
-    this.res.end()
+    const held = this.held
+    this.held = null
+    if (held === null) this.res.end()
+    else this.res.end(held)
   }
 }
 

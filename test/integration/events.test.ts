@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import * as Y from 'yjs'
 import * as http from 'node:http'
+import * as net from 'node:net'
 import { EventSource } from 'eventsource'
 import { Awareness, encodeAwarenessUpdate, applyAwarenessUpdate } from 'y-protocols/awareness'
 import { routes, type SyncEventData } from '../../shared/protocol.js'
@@ -50,6 +51,21 @@ describe('event stream framing', () => {
     const retries = readers.map(r => r.retries[0] ?? -1)
     for (const retry of retries) expect(retry).toBeGreaterThanOrEqual(1000)
     expect(new Set(retries).size).toBeGreaterThan(1)
+  })
+
+  it('sends the head, the retry line and the sync event in one write', async () => {
+    const { url, port } = await startServer()
+    const w = writer()
+    w.doc.getText('t').insert(0, 'a')
+    await appendUpdate(url, 'd', w.updates[0] as Uint8Array)
+    // A raw connection: what arrives first is what the server wrote first (one write, one read on
+    // the loopback interface).
+    const socket = net.connect(port, '127.0.0.1')
+    onCleanup(() => { socket.destroy() })
+    socket.write(`GET ${routes.events('d')} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n`)
+    const first = await new Promise<string>(resolve => socket.once('data', (chunk: Buffer) => resolve(chunk.toString('utf8'))))
+    expect(first).toMatch(/^HTTP\/1\.1 200 /)
+    expect(first).toMatch(/\r\n\r\nretry: \d+\n\nevent: sync\nid: [^\n]+\ndata: \{[^\n]+\}\n\n$/)
   })
 
   it('sends heartbeat comments', async () => {
