@@ -283,11 +283,10 @@ export class MergedDocs {
       merged.destroy()
       return { merged: mergedUpdate(update), refused }
     }
-    merged.holdEncodedIfSmall()
     this.docs.set(docId, merged)
     kept = true
     this.bytes += merged.bytes
-    this.sweepLater(merged)
+    this.moved(merged)
     this.evict()
     return { merged, refused }
   }
@@ -304,9 +303,8 @@ export class MergedDocs {
       return false
     }
     merged.moved(head, updates.reduce((sum, u) => sum + u.length, 0))
-    merged.holdEncodedIfSmall()
     if (this.holds(docId, merged)) {
-      this.sweepLater(merged)
+      this.moved(merged)
       this.evict()
     }
     return true
@@ -357,8 +355,7 @@ export class MergedDocs {
       this.delete(docId)
       return false
     }
-    merged.holdEncodedIfSmall()
-    this.sweepLater(merged)
+    this.moved(merged)
     return true
   }
 
@@ -375,8 +372,12 @@ export class MergedDocs {
     this.stopSweeping()
   }
 
-  /** Makes sure the quiet documents get held as their encoding, once `merged` is held in a `Y.Doc`. */
-  private sweepLater (merged: MergedDoc): void {
+  /**
+   * After a kept document took updates: held as its encoding when it is small, else in its `Y.Doc`
+   * until the sweep finds it quiet.
+   */
+  private moved (merged: MergedDoc): void {
+    merged.holdEncodedIfSmall()
     if (merged.encodedForm || this.sweeper !== null) return
     this.sweeper = setInterval(() => this.sweep(), this.quietMs)
     this.sweeper.unref()
