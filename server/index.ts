@@ -32,6 +32,9 @@ export { createJsonLogger, silentLogger, type Logger, type LogLevel } from './lo
 export { createJwtAuthorizer, issueToken, allowAll, docsCover, tokenOf, type Access, type Authorize, type AuthRequest, type Grant, type JwtKey, type SigningKey, type TokenClaims } from './auth.js'
 export { Metrics, type StoreObserver } from './metrics.js'
 
+/** A request listener for Node's HTTP(S) servers, HTTP/1.1 and HTTP/2 alike. */
+export type RequestListener = (req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse) => void
+
 /** A running or embeddable sync server. */
 export interface SyncServer {
   /**
@@ -48,7 +51,7 @@ export interface SyncServer {
    * listeners that tell it when the response finished, for as long as the response is open, about
    * 3 KB of heap for every held stream. Every other request goes to Koa.
    */
-  callback(): (req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse) => void
+  callback(): RequestListener
   options: SyncServerOptions
   /**
    * Listens on `port` (0 picks a free one); resolves with the bound address. With `tls` (PEM key
@@ -207,7 +210,7 @@ export const createSyncServer = (options: Partial<SyncServerOptions> = {}): Sync
     run(ctx).then(() => respond(ctx)).catch((error: unknown) => ctx.onerror(error as Error))
   }
 
-  const callback = (): ((req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse) => void) => {
+  const callback = (): RequestListener => {
     // Koa composes the middleware as it is when the callback is made: so does the stream's path.
     const koa = app.callback()
     const run = compose(app.middleware)
