@@ -311,6 +311,31 @@ export const postUpdate = async (server: BenchServer, docId: string, update: Uin
   if (!response.ok) throw new Error(`POST ${docId}: HTTP ${response.status}`)
 }
 
+/** Gives the floor's document its answer ahead of time (`sse-floor.ts`): what its `GET` and its streams' sync event send. */
+export const putFloorAnswer = async (server: BenchServer, docId: string, body: Uint8Array): Promise<void> => {
+  const response = await fetch(`${server.url}${routes.document(docId)}`, {
+    method: 'PUT',
+    headers: { 'Content-Type': BINARY_CONTENT_TYPE },
+    body: body as Uint8Array<ArrayBuffer>,
+    signal: AbortSignal.timeout(SYNC_TIMEOUT_MS)
+  })
+  await response.arrayBuffer()
+  if (!response.ok) throw new Error(`PUT ${docId}: HTTP ${response.status}`)
+}
+
+/** `GET /docs/:docId` over `node:http`, the lightest client on Node: the body's bytes. */
+export const getDocument = (server: BenchServer, docId: string): Promise<Uint8Array> => new Promise((resolve, reject) => {
+  const req = request(`${server.url}${routes.document(docId)}`, { agent }, res => {
+    const chunks: Buffer[] = []
+    res.on('data', (chunk: Buffer) => chunks.push(chunk))
+    res.on('end', () => res.statusCode === 200 ? resolve(new Uint8Array(Buffer.concat(chunks))) : reject(new Error(`GET ${docId}: HTTP ${res.statusCode}`)))
+    res.on('error', reject)
+  })
+  req.on('error', reject)
+  req.setTimeout(SYNC_TIMEOUT_MS, () => req.destroy(new Error(`GET ${docId}: no answer`)))
+  req.end()
+})
+
 /**
  * The floor's writer (`sse-floor.ts`): POSTs what its document changes as the provider's outbox
  * does, one POST in flight and whatever accumulates meanwhile merged into the next, so that under

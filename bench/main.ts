@@ -140,6 +140,8 @@ const vsFloorLines = (id: string, key: string, what: string, format: (value: num
 
 const report = markdown(info, results, [
   ...floorLines(),
+  ...vsFloorLines('cold', 'ms', 'cold sync time', value => `${value.toFixed(1)} ms`),
+  ...vsFloorLines('resume', 'ms', 'resume time', value => `${value.toFixed(2)} ms`),
   ...vsFloorLines('fanout', 'cpuPerDelivery', 'server CPU per delivery', value => `${value.toFixed(1)} µs`),
   ...vsFloorLines('connections', 'perStreamBytes', 'RSS per stream', value => `${(value / 1000).toFixed(1)} KB`),
   ...vsFloorLines('connections', 'heapPerStreamBytes', 'heap per stream', value => `${(value / 1000).toFixed(1)} KB`),

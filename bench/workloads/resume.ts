@@ -8,9 +8,9 @@
  * peers resume by a full state-vector handshake.
  */
 import * as Y from 'yjs'
-import { syncClient, type SyncClient } from '../clients.js'
-import { startServer, type StoreTuning, type System } from '../servers.js'
-import { applyEdits, median, perSystem, waitForText, waitUntil, type BenchContext, type Row, type WorkloadResult } from '../workload.js'
+import { putFloorAnswer, subscriber, syncClient, type SyncClient } from '../clients.js'
+import { startServer, type BenchServer, type StoreTuning, type System } from '../servers.js'
+import { applyEdits, floorRow, median, perSystem, waitForText, waitUntil, type BenchContext, type Row, type WorkloadResult } from '../workload.js'
 
 /** Edits written before the client leaves: the document it resumes is that large. */
 const BASE_EDITS = 10_000
@@ -47,6 +47,83 @@ const waitStored = async (system: System, writer: SyncClient, open: () => SyncCl
   }
 }
 
+/** How a row of `missed` edits runs on the trace: the document's size before, and the rounds. */
+interface Plan {
+  base: number
+  warmupMissed: number
+  rounds: number
+}
+
+const planOf = (missed: number, traceEdits: number): Plan => {
+  const warmupMissed = Math.min(missed, WARMUP_MISSED)
+  if (missed + WARMUP_ROUNDS * warmupMissed > traceEdits) {
+    throw new Error(`--missed ${missed} leaves no edits of the trace's ${traceEdits} for the warm-up rounds`)
+  }
+  const available = traceEdits - BASE_EDITS - WARMUP_ROUNDS * warmupMissed
+  const rounds = Math.max(1, Math.min(ROUNDS, Math.floor(available / missed)))
+  return { base: Math.min(BASE_EDITS, traceEdits - missed * rounds - WARMUP_ROUNDS * warmupMissed), warmupMissed, rounds }
+}
+
+/** One reconnection after `count` missed edits: its time, and what the row reports of it. */
+type Reconnect = (count: number) => Promise<{ ms: number; values: Omit<Row['values'], 'ms'> }>
+
+/** The warm-up rounds, then the measured ones: their median time, and the last one's values. */
+const measureRounds = async (plan: Plan, missed: number, reconnect: Reconnect): Promise<Row['values']> => {
+  for (let round = 0; round < WARMUP_ROUNDS; round++) await reconnect(plan.warmupMissed)
+  const times: number[] = []
+  let last: Omit<Row['values'], 'ms'> = {}
+  for (let round = 0; round < plan.rounds; round++) {
+    const { ms, values } = await reconnect(missed)
+    times.push(ms)
+    last = values
+  }
+  return { ...last, ms: median(times) }
+}
+
+/** The row's log line. */
+const logRow = (context: BenchContext, who: string, missed: number, rounds: number, values: Row['values']): void => {
+  context.log(`  ${who}, ${missed} missed: ${(values.ms as number).toFixed(1)} ms (median of ${rounds}), ${String(values.updateBytes)} B (minimal ${String(values.minimalBytes)} B, ${String(values.how)})`)
+}
+
+/**
+ * The floor of a resume (`sse-floor.ts`): the server has the minimal diff ready as the sync event
+ * of the client's stream before it asks, and the client is a light reader (`node:http`,
+ * eventsource-parser) applying it: one request, the transfer and the client's apply.
+ */
+const resumeFloor = async (context: BenchContext, server: BenchServer, missed: number): Promise<Row['values']> => {
+  const { trace, settings } = context
+  const plan = planOf(missed, trace.txns.length)
+  const docId = `resume-floor-${missed}-${Date.now()}`
+  const writer = new Y.Doc()
+  const client = new Y.Doc()
+  await applyEdits(writer, trace, 0, plan.base, settings.burst)
+  Y.applyUpdate(client, Y.encodeStateAsUpdate(writer))
+  let next = plan.base
+  const values = await measureRounds(plan, missed, async count => {
+    const stateVector = Y.encodeStateVector(client)
+    await applyEdits(writer, trace, next, next + count, settings.burst)
+    next += count
+    const state = Y.encodeStateAsUpdate(writer)
+    const diff = Y.diffUpdate(state, stateVector)
+    await putFloorAnswer(server, docId, diff)
+    const expected = writer.getText('t').toString()
+    const traffic = await server.traffic()
+    const started = performance.now()
+    const reader = subscriber(server, docId, update => Y.applyUpdate(client, update))
+    try {
+      await reader.ready
+      await waitForText(client, expected, TIMEOUT_MS, 'floor resumed client')
+    } finally {
+      reader.close()
+    }
+    const ms = performance.now() - started
+    const written = (await server.traffic()).written - traffic.written
+    return { ms, values: { how: 'the minimal diff, ready', updateBytes: diff.length, vsMinimal: 1, minimalBytes: diff.length, fullBytes: state.length, wireBytes: written } }
+  })
+  logRow(context, 'floor', missed, plan.rounds, values)
+  return values
+}
+
 export const resume = {
   id: 'resume',
   async run (context: BenchContext): Promise<WorkloadResult[]> {
@@ -58,22 +135,16 @@ export const resume = {
         try {
           for (const missed of settings.missed) {
             // Several rounds on one document, the median reported: a single reconnection is too noisy to compare.
-            const warmupMissed = Math.min(missed, WARMUP_MISSED)
-            if (missed + WARMUP_ROUNDS * warmupMissed > trace.txns.length) {
-              throw new Error(`--missed ${missed} leaves no edits of the trace's ${trace.txns.length} for the warm-up rounds`)
-            }
-            const available = trace.txns.length - BASE_EDITS - WARMUP_ROUNDS * warmupMissed
-            const rounds = Math.max(1, Math.min(ROUNDS, Math.floor(available / missed)))
-            const base = Math.min(BASE_EDITS, trace.txns.length - missed * rounds - WARMUP_ROUNDS * warmupMissed)
+            const plan = planOf(missed, trace.txns.length)
             const docId = `resume-${missed}-${Date.now()}`
             const writer = syncClient(server, docId)
             const client = syncClient(server, docId, { observeSync: true })
             await Promise.all([writer.whenSynced(), client.whenSynced()])
-            await applyEdits(writer.doc, trace, 0, base, settings.burst)
+            await applyEdits(writer.doc, trace, 0, plan.base, settings.burst)
             await waitForText(client.doc, writer.doc.getText('t').toString(), TIMEOUT_MS, `${system} client before leaving`)
-            let next = base
+            let next = plan.base
             /** The client leaves, `count` edits are made and stored, and it comes back. */
-            const reconnect = async (count: number): Promise<{ ms: number; values: Omit<Row['values'], 'ms'> }> => {
+            const values = await measureRounds(plan, missed, async count => {
               const stateVector = Y.encodeStateVector(client.doc)
               client.disconnect()
               await applyEdits(writer.doc, trace, next, next + count, settings.burst)
@@ -93,20 +164,11 @@ export const resume = {
               const sync = client.lastSync()
               const update = sync?.bytes ?? NaN
               return { ms, values: { how: `${variant.name}: ${sync?.kind ?? '?'}`, updateBytes: update, vsMinimal: update / minimal, minimalBytes: minimal, fullBytes: state.length, wireBytes: written } }
-            }
-            for (let round = 0; round < WARMUP_ROUNDS; round++) await reconnect(warmupMissed)
-            const times: number[] = []
-            let last: Omit<Row['values'], 'ms'> = {}
-            for (let round = 0; round < rounds; round++) {
-              const { ms, values } = await reconnect(missed)
-              times.push(ms)
-              last = values
-            }
+            })
             writer.destroy()
             client.destroy()
-            const ms = median(times)
-            context.log(`  ${system} ${variant.name}, ${missed} missed: ${ms.toFixed(1)} ms (median of ${rounds}), ${String(last.updateBytes)} B (minimal ${String(last.minimalBytes)} B, ${String(last.how)})`)
-            out.push({ system, variant: `${missed.toLocaleString('en-US')} missed`, values: { ...last, ms } })
+            logRow(context, `${system} ${variant.name}`, missed, plan.rounds, values)
+            out.push({ system, variant: `${missed.toLocaleString('en-US')} missed`, values })
           }
         } finally {
           await server.stop()
@@ -114,6 +176,12 @@ export const resume = {
       }
       return out
     })
+    const floor = await startServer('sse-floor', context.redis)
+    try {
+      for (const missed of settings.missed) rows.push(await floorRow(context, `${missed.toLocaleString('en-US')} missed`, () => resumeFloor(context, floor, missed)))
+    } finally {
+      await floor.stop()
+    }
     rows.sort((a, b) => (a.variant ?? '').localeCompare(b.variant ?? '', 'en', { numeric: true }))
     return [{
       id: 'resume',
