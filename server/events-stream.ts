@@ -64,7 +64,10 @@ export interface StreamFraming {
   sync(docId: string, eventId: string, data: SyncEventData): void
   update(docId: string, eventId: string, update: EncodedUpdate): void
   awareness(docId: string, update: Uint8Array): void
-  /** Called before any document's events, to set up resume state the framing needs. */
+  /**
+   * Called when the stream opens, to set up resume state the framing needs; the documents' events
+   * do not wait for it, and its failure ends the stream.
+   */
   open?(): Promise<void>
   /** Called on every heartbeat and once on close, to keep that resume state up to date. */
   persist?(): Promise<void>
@@ -150,19 +153,22 @@ class DocumentFeed {
   }
 
   /**
-   * Subscribes, syncs and greets with the presence of others; rejects when the store fails. No
-   * event is written before `ready` (the framing's own set-up) resolves.
+   * Subscribes, syncs and greets with the presence of others; rejects when the store fails. The
+   * sync event waits only for the sync: the client's presence and the others' go to the store
+   * alongside, and a failure of either ends the stream after it.
    */
-  async open (ready: Promise<void>): Promise<void> {
+  async open (): Promise<void> {
     const { docId, awarenessId } = this.doc
     const unsubscribe = await this.store.subscribe(docId, event => this.onEvent(event))
     if (this.released) return unsubscribe()
     this.unsubscribe = unsubscribe
     // Subscribed first, so nothing stored from now on is missed; the rest needs no order among itself.
-    const presence = awarenessId === null ? undefined : this.store.openPresence(docId, awarenessId, this.presenceId())
+    const presence = awarenessId === null ? Promise.resolve() : this.store.openPresence(docId, awarenessId, this.presenceId())
     const others = this.store.awareness(docId)
-    others.catch(() => {}) // awaited below, unless an earlier step failed
-    const [sync] = await Promise.all([this.store.sync(docId, this.doc.from), presence, ready])
+    // Awaited below, unless an earlier step failed.
+    presence.catch(() => {})
+    others.catch(() => {})
+    const sync = await this.store.sync(docId, this.doc.from)
     if (this.released || this.writer.closed) return
     this.framing.sync(docId, sync.eventId, { update: toBase64(sync.update), stateVector: toBase64(sync.stateVector), resume: sync.resume })
     this.options.metrics?.resumed(sync.resume)
@@ -170,6 +176,7 @@ class DocumentFeed {
     const early = this.early
     this.early = []
     for (const event of early) this.onEvent(event)
+    await presence
     const present = (await others).filter(e => e.clientID !== awarenessId)
     if (present.length > 0 && !this.writer.closed) this.framing.awareness(docId, encodeAwarenessEntries(present))
   }
@@ -290,10 +297,7 @@ export class EventsStream {
     this.heartbeat = setInterval(() => this.beat(), this.options.heartbeatMs)
     if (expiresAt !== undefined) this.expiry = setTimeout(() => this.writer.end(), timerDelay(expiresAt - Date.now()))
     try {
-      // The framing's set-up runs alongside the documents' (each waits for it before writing).
-      const ready = this.framing.open?.() ?? Promise.resolve()
-      ready.catch(() => {}) // awaited by every feed, unless each failed earlier
-      await Promise.all(this.feeds.map(feed => feed.open(ready)))
+      await Promise.all([this.framing.open?.(), ...this.feeds.map(feed => feed.open())])
     } catch (error) {
       this.logger.warn('events stream failed', { error: String(error) })
       this.writer.end()

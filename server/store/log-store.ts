@@ -6,8 +6,8 @@
 import type { AwarenessEntry } from '../../shared/awareness.js'
 import { ErrorCode, ProtocolError } from '../../shared/errors.js'
 import {
-  checkpointFor, compareStreamIds, diffSync, formatEventId, mergeAll, parseEventId, replaySync, replayStart,
-  type Checkpoint, type ClockRange, type HistorySnapshot, type LogEntry, type ResumePoint, type StreamId, type SyncResult
+  checkpointFor, compareStreamIds, decodeClockMap, diffSync, formatEventId, mergeAll, parseEventId, replaySync, replayStart,
+  type Checkpoint, type ClockMap, type ClockRange, type HistorySnapshot, type LogEntry, type ResumePoint, type StreamId, type SyncResult
 } from './history.js'
 import type { DocEvent, DocListener, DocumentStore, StreamPositions, ValidatedUpdate } from './types.js'
 import type { Logger } from '../logger.js'
@@ -21,6 +21,12 @@ import { MergedDocs, mergedUpdate, type MergedDoc, type MergedState } from './me
  * then holds the document exactly at a later stored head (it moves only through the log, in order).
  */
 const movedPast = (merged: MergedDoc, head: StreamId): boolean => compareStreamIds(merged.head, head) > 0
+
+/** Whether a state vector `outer` is at or past `inner` for every client. */
+const covers = (outer: ClockMap, inner: ClockMap): boolean => {
+  for (const [client, clock] of inner) if ((outer.get(client) ?? 0) < clock) return false
+  return true
+}
 
 /** A read of the log after a sync's resume point `after` (with the checkpoints, when the log no longer holds it). */
 interface KnownRead {
@@ -191,6 +197,11 @@ export abstract class LogStore implements DocumentStore {
   protected abstract watch (docId: string): Promise<void>
   /** Stops delivering (last local subscriber gone). */
   protected abstract unwatch (docId: string): Promise<void>
+  /**
+   * The last update of a watched document delivered here, while delivery is not catching up on a
+   * read of the log; `null` otherwise (not watched, being set up, catching up, deleted).
+   */
+  protected abstract deliveredHead (docId: string): { epoch: string; id: StreamId } | null
   abstract publishAwareness (docId: string, entries: readonly AwarenessEntry[]): Promise<void>
   abstract awareness (docId: string): Promise<AwarenessEntry[]>
   abstract openPresence (docId: string, clientID: number, connectionId: string): Promise<void>
@@ -211,6 +222,8 @@ export abstract class LogStore implements DocumentStore {
 
   async sync (docId: string, from: ResumePoint): Promise<SyncResult> {
     const parsed = from.lastEventId === undefined ? null : parseEventId(from.lastEventId)
+    const delivered = this.syncFromDelivered(docId, parsed, from.stateVector)
+    if (delivered !== null) return delivered
     let neverIssued = false
     let known: KnownRead | undefined
     if (parsed !== null) {
@@ -238,6 +251,33 @@ export abstract class LogStore implements DocumentStore {
     // which the read above brought along.
     return this.withMerged(docId, false, ({ snapshot, checkpoints, merged }) =>
       diffSync(snapshot, merged, neverIssued ? null : checkpointFor(snapshot, checkpoints, from.lastEventId), from), known)
+  }
+
+  /**
+   * Answers a resume without reading the store, from the document kept merged here, when it holds
+   * exactly what was delivered here last and delivery is live ({@link deliveredHead}): the caller
+   * subscribed first, so the subscription brings what was stored after that head, as it brings
+   * every later update (the store's own head may be a notification ahead, never more than the
+   * delivery in flight). Only where a read of the store would answer the same or as small:
+   * - the client is at that head: nothing to send;
+   * - the client is a few updates back, which the kept document remembers: their replay;
+   * - the client sent its state vector, and holds nothing the kept document lacks (else the sync
+   *   event's state vector would tell it to send again what the store may have): the diff.
+   * A client ahead of what was delivered here, or back further without a state vector, gets the
+   * store's answer (`null` here).
+   */
+  private syncFromDelivered (docId: string, parsed: ReturnType<typeof parseEventId>, stateVector: Uint8Array | undefined): SyncResult | null {
+    if (!this.listeners.has(docId) || this.watching.has(docId)) return null
+    const delivered = this.deliveredHead(docId)
+    const kept = this.merged.get(docId)
+    if (delivered === null || kept === undefined || kept.epoch !== delivered.epoch || kept.head !== delivered.id || !this.merged.settle(docId, kept)) return null
+    const sameLife = parsed !== null && parsed.epoch === kept.epoch
+    if (sameLife && compareStreamIds(parsed.id, kept.head) > 0) return null
+    const head = { eventId: formatEventId(kept.epoch, kept.head), stateVector: kept.stateVector() }
+    const replay = sameLife ? kept.deliveredAfter(parsed.id) : null
+    if (replay !== null) return { ...head, update: mergeAll(replay.map(e => e.update)), resume: 'replay' }
+    if (stateVector === undefined || !covers(decodeClockMap(head.stateVector), decodeClockMap(stateVector))) return null
+    return { ...head, update: kept.diff(stateVector), resume: 'state-vector' }
   }
 
   async getDocument (docId: string, encoding: UpdateEncoding = 'v1'): Promise<{ eventId: string; update: Uint8Array } | null> {

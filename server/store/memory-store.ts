@@ -140,6 +140,12 @@ export class MemoryStore extends LogStore {
 
   protected async watch (): Promise<void> {}
 
+  // Appends deliver before they resolve: what was delivered is what is stored.
+  protected deliveredHead (docId: string): { epoch: string; id: StreamId } | null {
+    const doc = this.docs.get(docId)
+    return doc === undefined ? null : { epoch: doc.epoch, id: doc.head }
+  }
+
   protected async unwatch (docId: string): Promise<void> {
     const presence = this.presence.get(docId)
     if (presence !== undefined && presence.streams.size === 0) this.presence.delete(docId)

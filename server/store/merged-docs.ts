@@ -10,7 +10,7 @@
  * encoding instead, and goes back into a `Y.Doc` when updates come.
  */
 import * as Y from 'yjs'
-import type { StreamId } from './history.js'
+import type { LogEntry, StreamId } from './history.js'
 import { workDoc } from '../ydoc.js'
 import { silentLogger, type Logger } from '../logger.js'
 
@@ -79,6 +79,12 @@ const DEFERRED_UPDATES = 64
  */
 const DEFERRED_BYTES = 16 * 1024
 
+/**
+ * Bytes of the latest delivered updates a kept document remembers with their IDs ({@link
+ * MergedDoc.recent}): up to the size below which a resume gets a replay rather than a diff.
+ */
+export const RECENT_BYTES = 4096
+
 /** One document merged at `head`, in a `Y.Doc` or as its encoding. */
 export class MergedDoc implements MergedState {
   /** The whole document at `head`, encoded on first use. */
@@ -98,6 +104,17 @@ export class MergedDoc implements MergedState {
   deferredBytes = 0
   /** When updates last moved the document (`performance.now()`). */
   movedAt = performance.now()
+  /**
+   * The latest updates delivered into it ({@link MergedDocs.defer}) with their IDs, oldest first,
+   * up to `head` without a gap, within {@link RECENT_BYTES}: a resume a few updates back replays
+   * them from here as it would from the log. Any other move, and holding the document as its
+   * encoding (small or quiet), starts them anew. The same bytes the deferred updates were, which
+   * the estimate counted ten times over.
+   */
+  private recent: LogEntry[] = []
+  private recentBytes = 0
+  /** The head before the first of {@link recent}. */
+  private recentFrom: StreamId
 
   /** The document in a `Y.Doc`; null while it is held as its encoding ({@link held}). */
   private doc: Y.Doc | null
@@ -108,6 +125,7 @@ export class MergedDoc implements MergedState {
    */
   constructor (readonly epoch: string, public head: StreamId, doc: Y.Doc, private readonly resized: (delta: number) => void) {
     this.doc = doc
+    this.recentFrom = head
   }
 
   full (): Uint8Array {
@@ -175,7 +193,35 @@ export class MergedDoc implements MergedState {
     this.doc.destroy()
     this.doc = null
     this.held = mergedUpdate(state)
+    this.forgetRecent()
     this.resize(this.heldEstimate())
+  }
+
+  /** Remembers an update delivered at `id`, the new head ({@link recent}). */
+  rememberDelivered (id: StreamId, update: Uint8Array): void {
+    if (this.recent.length === 0) this.recentFrom = this.head
+    this.recent.push({ id, update })
+    this.recentBytes += update.length
+    while (this.recentBytes > RECENT_BYTES) {
+      const dropped = this.recent.shift() as LogEntry
+      this.recentBytes -= dropped.update.length
+      this.recentFrom = dropped.id
+    }
+  }
+
+  /** Forgets the updates remembered with their IDs: the document moved otherwise. */
+  forgetRecent (): void {
+    this.recent = []
+    this.recentBytes = 0
+  }
+
+  /** The updates stored after `id` up to `head`, when it remembers them all ({@link recent}); `null` otherwise. */
+  deliveredAfter (id: StreamId): readonly LogEntry[] | null {
+    if (id === this.head) return []
+    if (this.recent.length === 0) return null
+    if (id === this.recentFrom) return this.recent
+    const at = this.recent.findIndex(entry => entry.id === id)
+    return at < 0 ? null : this.recent.slice(at + 1)
   }
 
   /** The estimate of a document held as its encoding: the encoding, and its v2 copy once made. */
@@ -298,6 +344,7 @@ export class MergedDocs {
   advance (docId: string, merged: MergedDoc, head: StreamId, updates: readonly Uint8Array[]): boolean {
     if (!this.settle(docId, merged)) return false
     if (updates.length === 0) return true
+    merged.forgetRecent()
     if (merged.apply(updates).length > 0) {
       if (this.holds(docId, merged)) this.delete(docId)
       return false
@@ -316,6 +363,7 @@ export class MergedDocs {
    * found one Yjs refused.
    */
   defer (docId: string, merged: MergedDoc, head: StreamId, update: Uint8Array): boolean {
+    merged.rememberDelivered(head, update)
     merged.deferred.push(update)
     merged.deferredBytes += update.length
     merged.moved(head, update.length)

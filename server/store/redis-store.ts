@@ -285,6 +285,11 @@ export class RedisStore extends LogStore {
     await (this.sharded ? this.subscriber.sunsubscribe(channel) : this.subscriber.unsubscribe(channel))
   }
 
+  protected deliveredHead (docId: string): { epoch: string; id: StreamId } | null {
+    const cursor = this.cursors.get(docId)
+    return cursor === undefined || cursor.pulling || cursor.epoch === '' ? null : { epoch: cursor.epoch, id: cursor.id }
+  }
+
   private onMessage (channel: string, message: Buffer): void {
     if (channel === this.changes?.keys.channel) return this.changes.notify()
     const docId = docIdOfChannel(this.prefix, channel)

@@ -6,7 +6,8 @@ import { EventSource } from 'eventsource'
 import { Awareness, encodeAwarenessUpdate, applyAwarenessUpdate } from 'y-protocols/awareness'
 import { routes, type SyncEventData } from '../../shared/protocol.js'
 import { fromBase64 } from '../../shared/codec.js'
-import { appendUpdate, followDoc, onCleanup, openEvents, startServer } from '../helpers/server.js'
+import { appendUpdate, followDoc, onCleanup, openEvents, openMultiplexedEvents, startServer } from '../helpers/server.js'
+import { MemoryStore } from '../../server/index.js'
 import { waitFor } from '../helpers/wait.js'
 
 /** A writer whose every change becomes one update to POST. */
@@ -66,6 +67,23 @@ describe('event stream framing', () => {
     const first = await new Promise<string>(resolve => socket.once('data', (chunk: Buffer) => resolve(chunk.toString('utf8'))))
     expect(first).toMatch(/^HTTP\/1\.1 200 /)
     expect(first).toMatch(/\r\n\r\nretry: \d+\n\nevent: sync\nid: [^\n]+\ndata: \{[^\n]+\}\n\n$/)
+  })
+
+  it('sends the sync event without waiting for the client\'s presence or the stream\'s positions to be stored, and ends the stream when storing them fails', async () => {
+    const store = new MemoryStore()
+    let fail = (_error: Error): void => {}
+    const stored = new Promise<never>((_resolve, reject) => { fail = reject })
+    stored.catch(() => {})
+    store.openPresence = () => stored
+    store.saveStreamPositions = () => stored
+    const { url } = await startServer({ server: { store } })
+    const single = await openEvents(url, 'd', { awareness: 7 })
+    const multiplexed = await openMultiplexedEvents(url, ['d', 'e'], undefined, { awareness: '7,8' })
+    const readers = [single, multiplexed]
+    await waitFor(() => single.named('sync').length === 1 && multiplexed.named('sync').length === 2, { message: 'no sync events' })
+    expect(readers.map(r => r.ended)).toEqual([false, false])
+    fail(new Error('the store is down'))
+    await waitFor(() => readers.every(r => r.ended), { message: 'the streams did not end' })
   })
 
   it('sends heartbeat comments', async () => {

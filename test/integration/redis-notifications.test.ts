@@ -12,15 +12,18 @@ import { redisUrl, startRedisServer, uniquePrefix } from '../helpers/redis.js'
 import { onCleanup } from '../helpers/server.js'
 import { waitFor } from '../helpers/wait.js'
 
-const textUpdate = (doc: Y.Doc, text: string): Uint8Array => {
+/** The update `change` makes to `doc`. */
+const captureUpdate = (doc: Y.Doc, change: () => void): Uint8Array => {
   let captured: Uint8Array | null = null
   const capture = (update: Uint8Array): void => { captured = update }
   doc.on('update', capture)
-  doc.getText('t').insert(doc.getText('t').length, text)
+  change()
   doc.off('update', capture)
   if (captured === null) throw new Error('no update')
   return captured
 }
+
+const textUpdate = (doc: Y.Doc, text: string): Uint8Array => captureUpdate(doc, () => doc.getText('t').insert(doc.getText('t').length, text))
 
 /** The store's internals the catch-up tests set their races up on. */
 interface Internals {
@@ -45,7 +48,7 @@ const twoInstances = async (name: string, redis = redisUrl()) => {
   const first = await append(store, 'first')
   await waitFor(() => events.length === 1)
   const internals = store as unknown as Internals
-  return { store, other, events, append, first, prefix, internals, eventIds: () => events.map(e => e.type === 'update' ? e.eventId : e.type) }
+  return { store, other, events, writer, append, first, prefix, internals, eventIds: () => events.map(e => e.type === 'update' ? e.eventId : e.type) }
 }
 
 
@@ -214,3 +217,20 @@ describe('catch-up reads of a Redis store', () => {
     expect(eventIds()).toEqual([first, second, third])
   })
 })
+
+describe('resumes answered by a Redis store', () => {
+  it('come from the log, not from the document kept here, for a client ahead of what was delivered here', async () => {
+    const { store, other, writer, events, first, internals } = await twoInstances('ahead')
+    // The document kept merged here, at what was delivered.
+    expect((await store.getDocument('d'))?.eventId).toBe(first)
+    internals.subscriber.stream.pause()
+    // A deletion leaves the state vector as it was: only the client's event ID says it is ahead.
+    const deletion = captureUpdate(writer, () => writer.getText('t').delete(0, 1))
+    const deleted = await other.append('d', { bytes: deletion, ranges: validateUpdate(deletion) })
+    const sync = await store.sync('d', { lastEventId: deleted, stateVector: Y.encodeStateVector(writer) })
+    expect(sync.eventId).toBe(deleted)
+    internals.subscriber.stream.resume()
+    await waitFor(() => events.length === 2)
+  })
+})
+

@@ -8,6 +8,7 @@ import { describe, expect, it } from 'vitest'
 import { MemoryStore } from '../../server/store/memory-store.js'
 import { RedisStore } from '../../server/store/redis-store.js'
 import type { StreamId } from '../../server/store/history.js'
+import { RECENT_BYTES } from '../../server/store/merged-docs.js'
 import type { FullRead, LogStore, ReplayRead, StoreOptions } from '../../server/store/log-store.js'
 import type { DocEvent } from '../../server/store/types.js'
 import { validateUpdate } from '../../server/validate.js'
@@ -85,22 +86,82 @@ const keptDocument = async (create: (options: Partial<StoreOptions>) => LogStore
     Y.applyUpdate(client, update)
     expect(client.getText('t').toString()).toBe(writer.getText('t').toString())
   }
-  return { store, reads, client, clientAt, expectCaughtUp, close: async () => { unsubscribe(); await store.close(); } }
+  /** The updates delivered so far, with their event IDs. */
+  const updates = () => deliveries.flatMap(event => event.type === 'update' ? [event] : [])
+  return { store, reads, client, clientAt, updates, writer, append, expectCaughtUp, unsubscribe, close: async () => { unsubscribe(); await store.close(); } }
 }
 
 describe.each(backends)('log reads: $name', ({ create }) => {
-  it('a state-vector resume of a document kept merged for its readers reads the log once', async () => {
-    const { store, reads, client, clientAt, expectCaughtUp, close } = await keptDocument(create, { keepTail: 1000 })
+  it('a state-vector resume of a document delivered here and kept merged for its readers reads nothing: the kept document\'s diff', async () => {
+    const { store, reads, client, clientAt, updates, expectCaughtUp, close } = await keptDocument(create, { keepTail: 1000 })
     const sync = await reads.during(() => store.sync('d', { lastEventId: clientAt, stateVector: Y.encodeStateVector(client) }))
     expect(sync.resume).toBe('state-vector')
+    expect(sync.eventId).toBe(updates().at(-1)?.eventId)
     expectCaughtUp(sync.update)
-    expect([reads.reads, reads.wholeReads]).toEqual([1, 0])
+    expect([reads.reads, reads.wholeReads]).toEqual([0, 0])
+    await close()
+  })
+
+  it('a resume at the head delivered here, or a few deliveries back, reads nothing: nothing, or their replay', async () => {
+    const { store, reads, updates: delivered, writer, close } = await keptDocument(create, { keepTail: 1000 })
+    const updates = delivered()
+    const head = updates.at(-1)?.eventId
+    const atHead = await reads.during(() => store.sync('d', { lastEventId: head }))
+    expect(atHead).toMatchObject({ eventId: head, resume: 'replay' })
+    expect(Y.decodeUpdate(atHead.update)).toMatchObject({ structs: [], ds: { clients: new Map() } })
+    // A client that has every delivery up to three back, without its state vector.
+    const client = new Y.Doc()
+    for (const { update } of updates.slice(0, -3)) Y.applyUpdate(client, update)
+    const back = await reads.during(() => store.sync('d', { lastEventId: updates.at(-4)?.eventId }))
+    expect(back).toMatchObject({ eventId: head, resume: 'replay' })
+    expect(back.update).toEqual(Y.mergeUpdates(updates.slice(-3).map(u => u.update)))
+    Y.applyUpdate(client, back.update)
+    expect(client.getText('t').toString()).toBe(writer.getText('t').toString())
+    // The state vector a sync event carries is the kept document's, exact.
+    expect(Y.decodeStateVector(back.stateVector)).toEqual(Y.decodeStateVector(Y.encodeStateVector(writer)))
+    expect([reads.reads, reads.wholeReads]).toEqual([0, 0])
+    await close()
+  })
+
+  it('replays from memory as many deliveries back as total at most 4 KB, and reads the log beyond', async () => {
+    const { store, reads, updates, append, close } = await keptDocument(create, { keepTail: 1000 })
+    for (let i = 0; i < 30; i++) await append(`${i} ${'y'.repeat(200)} `)
+    await waitFor(() => updates().length === 336)
+    const delivered = updates()
+    let bytes = 0
+    for (let back = 1; back <= 30; back++) {
+      bytes += delivered.at(-back)?.update.length ?? NaN
+      const before = reads.reads
+      await reads.during(() => store.sync('d', { lastEventId: delivered.at(-1 - back)?.eventId }))
+      expect(reads.reads - before, `${back} back, ${bytes} bytes`).toBe(bytes <= RECENT_BYTES ? 0 : 1)
+    }
+    expect(bytes).toBeGreaterThan(RECENT_BYTES)
+    await close()
+  })
+
+  it('a client holding what the kept document lacks, or behind what it remembers without a state vector, is answered from the log', async () => {
+    const { store, reads, client, clientAt, expectCaughtUp, close } = await keptDocument(create, { keepTail: 1000 })
+    // An edit of the client's own, not stored: from the kept document alone, the sync event could not
+    // tell whether the store has it.
+    const withOwnEdit = new Y.Doc()
+    Y.applyUpdate(withOwnEdit, Y.encodeStateAsUpdate(client))
+    withOwnEdit.getText('t').insert(0, 'mine ')
+    const withOwn = await reads.during(() => store.sync('d', { lastEventId: clientAt, stateVector: Y.encodeStateVector(withOwnEdit) }))
+    expect(withOwn.resume).toBe('state-vector')
+    expectCaughtUp(withOwn.update)
+    expect(reads.reads).toBe(1)
+    // 300 deliveries back is past what the kept document remembers: the log replays them.
+    const far = await reads.during(() => store.sync('d', { lastEventId: clientAt }))
+    expect(far.resume).toBe('replay')
+    expect(reads.reads).toBe(2)
     await close()
   })
 
   it('a state-vector resume with more than 64 KB of entries after its point reads none of them and is sent the diff of the kept document', async () => {
     // 300 appends of 1 KB each after the client's point, still in the log: more than 64 KB.
-    const { store, reads, client, clientAt, expectCaughtUp, close } = await keptDocument(create, { keepTail: 1000 }, i => `${i} ${'x'.repeat(1000)} `)
+    const { store, reads, client, clientAt, expectCaughtUp, unsubscribe, close } = await keptDocument(create, { keepTail: 1000 }, i => `${i} ${'x'.repeat(1000)} `)
+    // Nobody reads it here any more: the store is asked.
+    unsubscribe()
     const sync = await reads.during(() => store.sync('d', { lastEventId: clientAt, stateVector: Y.encodeStateVector(client) }))
     expect(sync.resume).toBe('state-vector')
     expectCaughtUp(sync.update)
