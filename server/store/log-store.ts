@@ -14,7 +14,7 @@ import type { Logger } from '../logger.js'
 import type { UpdateEncoding } from '../../shared/protocol.js'
 import { DEFAULT_CHANGES_RETENTION } from './change-feed.js'
 import type { StoreObserver } from '../metrics.js'
-import { MergedDocs, mergedUpdate, type MergedDoc, type MergedState } from './merged-docs.js'
+import { MergedDocs, RECENT_BYTES, mergedUpdate, type MergedDoc, type MergedState } from './merged-docs.js'
 
 /**
  * Whether updates delivered while the log was read moved a kept document past the read's head: it
@@ -91,8 +91,11 @@ export const documentTooLarge = (maxDocBytes: number): ProtocolError =>
 /** How long after an update a followed document is merged: updates arriving meanwhile share one read. */
 const FOLLOW_DELAY_MS = 100
 
-/** A replay up to this size is sent as it is: a smaller diff would not be worth a full read. */
-const REPLAY_ALWAYS_BYTES = 4096
+/**
+ * A replay up to this size is sent as it is: a smaller diff would not be worth a full read. Kept
+ * documents remember that much of their latest delivered updates, to replay them without a read.
+ */
+const REPLAY_ALWAYS_BYTES = RECENT_BYTES
 
 /**
  * A resume that may be answered with a diff (the client sent its state vector) reads the entries

@@ -81,7 +81,7 @@ const DEFERRED_BYTES = 16 * 1024
 
 /**
  * Bytes of the latest delivered updates a kept document remembers with their IDs ({@link
- * MergedDoc.recent}): up to the size below which a resume gets a replay rather than a diff.
+ * MergedDoc.recent}): a resume that far back is sent their replay rather than a diff.
  */
 export const RECENT_BYTES = 4096
 
