@@ -66,7 +66,7 @@ export interface StreamFraming {
   awareness(docId: string, update: Uint8Array): void
   /**
    * Called when the stream opens, to set up resume state the framing needs; the documents' events
-   * do not wait for it, and its failure ends the stream.
+   * do not wait for it, and its failure only loses that state until {@link persist} saves it.
    */
   open?(): Promise<void>
   /** Called on every heartbeat and once on close, to keep that resume state up to date. */
@@ -153,9 +153,10 @@ class DocumentFeed {
   }
 
   /**
-   * Subscribes, syncs and greets with the presence of others; rejects when the store fails. The
-   * sync event waits only for the sync: the client's presence and the others' go to the store
-   * alongside, and a failure of either ends the stream after it.
+   * Subscribes, syncs and greets with the presence of others; rejects when the subscription or
+   * the sync fails, which ends the stream before its sync event. The sync event waits for nothing
+   * else: the client's presence and the others' go to the store alongside, and once the client is
+   * synced, a failure of either only loses that (the heartbeat stores the presence again).
    */
   async open (): Promise<void> {
     const { docId, awarenessId } = this.doc
@@ -163,11 +164,12 @@ class DocumentFeed {
     if (this.released) return unsubscribe()
     this.unsubscribe = unsubscribe
     // Subscribed first, so nothing stored from now on is missed; the rest needs no order among itself.
-    const presence = awarenessId === null ? Promise.resolve() : this.store.openPresence(docId, awarenessId, this.presenceId())
+    if (awarenessId !== null) {
+      this.store.openPresence(docId, awarenessId, this.presenceId())
+        .catch(error => this.logger.warn('storing presence failed', { docId, error: String(error) }))
+    }
     const others = this.store.awareness(docId)
-    // Awaited below, unless an earlier step failed.
-    presence.catch(() => {})
-    others.catch(() => {})
+    others.catch(() => {}) // awaited below, unless the sync fails
     const sync = await this.store.sync(docId, this.doc.from)
     if (this.released || this.writer.closed) return
     this.framing.sync(docId, sync.eventId, { update: toBase64(sync.update), stateVector: toBase64(sync.stateVector), resume: sync.resume })
@@ -176,8 +178,13 @@ class DocumentFeed {
     const early = this.early
     this.early = []
     for (const event of early) this.onEvent(event)
-    await presence
-    const present = (await others).filter(e => e.clientID !== awarenessId)
+    let present
+    try {
+      present = (await others).filter(e => e.clientID !== awarenessId)
+    } catch (error) {
+      this.logger.warn('reading presence failed', { docId, error: String(error) })
+      return
+    }
     if (present.length > 0 && !this.writer.closed) this.framing.awareness(docId, encodeAwarenessEntries(present))
   }
 
@@ -296,8 +303,11 @@ export class EventsStream {
     this.writer.sendWithNext({ retry: this.options.retryMs + Math.floor(Math.random() * this.options.retryMs) })
     this.heartbeat = setInterval(() => this.beat(), this.options.heartbeatMs)
     if (expiresAt !== undefined) this.expiry = setTimeout(() => this.writer.end(), timerDelay(expiresAt - Date.now()))
+    // The framing's set-up first: a multiplexed stream's starting positions go to the store before
+    // any document's sync event. Its failure only costs the resume state, which the heartbeat saves.
+    void this.logFailedSave(this.framing.open?.())
     try {
-      await Promise.all([this.framing.open?.(), ...this.feeds.map(feed => feed.open())])
+      await Promise.all(this.feeds.map(feed => feed.open()))
     } catch (error) {
       this.logger.warn('events stream failed', { error: String(error) })
       this.writer.end()
@@ -311,7 +321,12 @@ export class EventsStream {
   }
 
   private persist (): Promise<void> {
-    return this.framing.persist?.().catch(error => this.logger.warn('saving the stream\'s resume state failed', { error: String(error) })) ?? Promise.resolve()
+    return this.logFailedSave(this.framing.persist?.())
+  }
+
+  /** A save of the framing's resume state that logs its failure: the next heartbeat saves again. */
+  private logFailedSave (save: Promise<void> | undefined): Promise<void> {
+    return save?.catch(error => this.logger.warn('saving the stream\'s resume state failed', { error: String(error) })) ?? Promise.resolve()
   }
 
   /** Cleans up after the response closed: subscriptions, timers, and presence of clients gone for good. */

@@ -121,6 +121,12 @@ export const maxClocks = (a: ClockMap, b: ClockMap): ClockMap => {
   return out
 }
 
+/** Whether state vector `outer` is at or past `inner` for every client. */
+export const covers = (outer: ClockMap, inner: ClockMap): boolean => {
+  for (const [client, clock] of inner) if ((outer.get(client) ?? 0) < clock) return false
+  return true
+}
+
 /** The contiguous clock range `[from, to)` an update adds for one client. */
 export interface ClockRange {
   client: number

@@ -6,8 +6,8 @@
 import type { AwarenessEntry } from '../../shared/awareness.js'
 import { ErrorCode, ProtocolError } from '../../shared/errors.js'
 import {
-  checkpointFor, compareStreamIds, decodeClockMap, diffSync, formatEventId, mergeAll, parseEventId, replaySync, replayStart,
-  type Checkpoint, type ClockMap, type ClockRange, type HistorySnapshot, type LogEntry, type ResumePoint, type StreamId, type SyncResult
+  checkpointFor, compareStreamIds, covers, decodeClockMap, diffSync, formatEventId, mergeAll, parseEventId, replaySync, replayStart,
+  type Checkpoint, type ClockRange, type HistorySnapshot, type LogEntry, type ResumePoint, type StreamId, type SyncResult
 } from './history.js'
 import type { DocEvent, DocListener, DocumentStore, StreamPositions, ValidatedUpdate } from './types.js'
 import type { Logger } from '../logger.js'
@@ -21,12 +21,6 @@ import { MergedDocs, RECENT_BYTES, mergedUpdate, type MergedDoc, type MergedStat
  * then holds the document exactly at a later stored head (it moves only through the log, in order).
  */
 const movedPast = (merged: MergedDoc, head: StreamId): boolean => compareStreamIds(merged.head, head) > 0
-
-/** Whether a state vector `outer` is at or past `inner` for every client. */
-const covers = (outer: ClockMap, inner: ClockMap): boolean => {
-  for (const [client, clock] of inner) if ((outer.get(client) ?? 0) < clock) return false
-  return true
-}
 
 /** A read of the log after a sync's resume point `after` (with the checkpoints, when the log no longer holds it). */
 interface KnownRead {
@@ -226,7 +220,7 @@ export abstract class LogStore implements DocumentStore {
   async sync (docId: string, from: ResumePoint): Promise<SyncResult> {
     const parsed = from.lastEventId === undefined ? null : parseEventId(from.lastEventId)
     const delivered = this.syncFromDelivered(docId, parsed, from.stateVector)
-    if (delivered !== null) return delivered
+    if (delivered?.final === true) return delivered.sync
     let neverIssued = false
     let known: KnownRead | undefined
     if (parsed !== null) {
@@ -241,7 +235,10 @@ export abstract class LogStore implements DocumentStore {
         // limit the diff goes without comparing: it is the minimal Yjs diff for the client.
         const bytes = read.entries.reduce((sum, e) => sum + e.update.length, 0)
         if (from.stateVector === undefined || (read.complete && bytes <= REPLAY_ALWAYS_BYTES)) return replaySync(read.snapshot, read.entries)
-        const diff = await this.withMerged(docId, false, ({ snapshot, merged }) => diffSync(snapshot, merged, null, from), known)
+        // The diff made from memory, when the log has nothing past it.
+        const diff = delivered !== null && delivered.sync.eventId === formatEventId(read.snapshot.epoch ?? '', read.snapshot.head)
+          ? delivered.sync
+          : await this.withMerged(docId, false, ({ snapshot, merged }) => diffSync(snapshot, merged, null, from), known)
         if (!read.complete || diff.update.length < bytes) return diff
         const replay = replaySync(read.snapshot, read.entries)
         return diff.update.length < replay.update.length ? diff : replay
@@ -260,16 +257,19 @@ export abstract class LogStore implements DocumentStore {
    * Answers a resume without reading the store, from the document kept merged here, when it holds
    * exactly what was delivered here last and delivery is live ({@link deliveredHead}): the caller
    * subscribed first, so the subscription brings what was stored after that head, as it brings
-   * every later update (the store's own head may be a notification ahead, never more than the
-   * delivery in flight). Only where a read of the store would answer the same or as small:
+   * every later update (the store's own head may be ahead by the deliveries in flight). Where a
+   * read of the store would answer the same:
    * - the client is at that head: nothing to send;
    * - the client is a few updates back, which the kept document remembers: their replay;
    * - the client sent its state vector, and holds nothing the kept document lacks (else the sync
-   *   event's state vector would tell it to send again what the store may have): the diff.
-   * A client ahead of what was delivered here, or back further without a state vector, gets the
-   * store's answer (`null` here).
+   *   event's state vector would tell it to send again what the store may have): the diff. Not
+   *   `final` when the log might hold a smaller replay (the client is in this life of the
+   *   document, the diff is past the size a replay is always sent at): the log decides, and the
+   *   diff made here is used if the log has nothing past it.
+   * A client ahead of what was delivered here, or back further without a state vector, is
+   * answered from the store (`null` here).
    */
-  private syncFromDelivered (docId: string, parsed: ReturnType<typeof parseEventId>, stateVector: Uint8Array | undefined): SyncResult | null {
+  private syncFromDelivered (docId: string, parsed: ReturnType<typeof parseEventId>, stateVector: Uint8Array | undefined): { sync: SyncResult; final: boolean } | null {
     if (!this.listeners.has(docId) || this.watching.has(docId)) return null
     const delivered = this.deliveredHead(docId)
     const kept = this.merged.get(docId)
@@ -278,9 +278,10 @@ export abstract class LogStore implements DocumentStore {
     if (sameLife && compareStreamIds(parsed.id, kept.head) > 0) return null
     const head = { eventId: formatEventId(kept.epoch, kept.head), stateVector: kept.stateVector() }
     const replay = sameLife ? kept.deliveredAfter(parsed.id) : null
-    if (replay !== null) return { ...head, update: mergeAll(replay.map(e => e.update)), resume: 'replay' }
+    if (replay !== null) return { sync: { ...head, update: mergeAll(replay.map(e => e.update)), resume: 'replay' }, final: true }
     if (stateVector === undefined || !covers(decodeClockMap(head.stateVector), decodeClockMap(stateVector))) return null
-    return { ...head, update: kept.diff(stateVector), resume: 'state-vector' }
+    const update = kept.diff(stateVector)
+    return { sync: { ...head, update, resume: 'state-vector' }, final: !sameLife || update.length <= REPLAY_ALWAYS_BYTES }
   }
 
   async getDocument (docId: string, encoding: UpdateEncoding = 'v1'): Promise<{ eventId: string; update: Uint8Array } | null> {

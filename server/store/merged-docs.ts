@@ -106,15 +106,12 @@ export class MergedDoc implements MergedState {
   movedAt = performance.now()
   /**
    * The latest updates delivered into it ({@link MergedDocs.defer}) with their IDs, oldest first,
-   * up to `head` without a gap, within {@link RECENT_BYTES}: a resume a few updates back replays
-   * them from here as it would from the log. Any other move, and holding the document as its
-   * encoding (small or quiet), starts them anew. The same bytes the deferred updates were, which
-   * the estimate counted ten times over.
+   * up to `head` without a gap, within {@link RECENT_BYTES}, and the head before the first: a
+   * resume a few updates back replays them from here as it would from the log. Any other move
+   * starts them anew, and so does holding the document as its encoding, which a small document
+   * is after each update (its diff is small anyway) and a large one once quiet. `null`: none.
    */
-  private recent: LogEntry[] = []
-  private recentBytes = 0
-  /** The head before the first of {@link recent}. */
-  private recentFrom: StreamId
+  private recent: { from: StreamId; entries: LogEntry[]; bytes: number } | null = null
 
   /** The document in a `Y.Doc`; null while it is held as its encoding ({@link held}). */
   private doc: Y.Doc | null
@@ -125,7 +122,6 @@ export class MergedDoc implements MergedState {
    */
   constructor (readonly epoch: string, public head: StreamId, doc: Y.Doc, private readonly resized: (delta: number) => void) {
     this.doc = doc
-    this.recentFrom = head
   }
 
   full (): Uint8Array {
@@ -199,29 +195,29 @@ export class MergedDoc implements MergedState {
 
   /** Remembers an update delivered at `id`, the new head ({@link recent}). */
   rememberDelivered (id: StreamId, update: Uint8Array): void {
-    if (this.recent.length === 0) this.recentFrom = this.head
-    this.recent.push({ id, update })
-    this.recentBytes += update.length
-    while (this.recentBytes > RECENT_BYTES) {
-      const dropped = this.recent.shift() as LogEntry
-      this.recentBytes -= dropped.update.length
-      this.recentFrom = dropped.id
+    this.recent ??= { from: this.head, entries: [], bytes: 0 }
+    // A view into a larger buffer (a Redis reply holds many) would keep all of it.
+    this.recent.entries.push({ id, update: update.byteLength < update.buffer.byteLength ? update.slice() : update })
+    this.recent.bytes += update.length
+    while (this.recent.bytes > RECENT_BYTES) {
+      const dropped = this.recent.entries.shift() as LogEntry
+      this.recent.bytes -= dropped.update.length
+      this.recent.from = dropped.id
     }
   }
 
   /** Forgets the updates remembered with their IDs: the document moved otherwise. */
   forgetRecent (): void {
-    this.recent = []
-    this.recentBytes = 0
+    this.recent = null
   }
 
   /** The updates stored after `id` up to `head`, when it remembers them all ({@link recent}); `null` otherwise. */
   deliveredAfter (id: StreamId): readonly LogEntry[] | null {
     if (id === this.head) return []
-    if (this.recent.length === 0) return null
-    if (id === this.recentFrom) return this.recent
-    const at = this.recent.findIndex(entry => entry.id === id)
-    return at < 0 ? null : this.recent.slice(at + 1)
+    if (this.recent === null) return null
+    if (id === this.recent.from) return this.recent.entries
+    const at = this.recent.entries.findIndex(entry => entry.id === id)
+    return at < 0 ? null : this.recent.entries.slice(at + 1)
   }
 
   /** The estimate of a document held as its encoding: the encoding, and its v2 copy once made. */

@@ -127,6 +127,13 @@ export class RedisStore extends LogStore {
   private readonly ownsClient: boolean
   private readonly prefix: string
   private readonly cursors = new Map<string, Cursor>()
+  /**
+   * Whether the subscriber connection is up: while it is not, notifications are lost and the
+   * cursors stand still, so what was delivered says nothing of the store's head. Never set on a
+   * cluster, whose sharded subscribers do not report a lost connection: there every resume reads
+   * the store.
+   */
+  private subscribed = false
   /** The change feed; `undefined` on Redis Cluster (see redis-change-feed.ts). */
   readonly changes: RedisChangeFeed | undefined
 
@@ -160,7 +167,11 @@ export class RedisStore extends LogStore {
       // subscriber mode, and ioredis would drop the connection and its subscriptions.
       this.subscriber = this.redis.duplicate({ enableReadyCheck: false })
       this.subscriber.on('messageBuffer', readMessage)
-      this.subscriber.on('ready', catchUp)
+      this.subscriber.on('ready', () => {
+        this.subscribed = true
+        catchUp()
+      })
+      this.subscriber.on('close', () => { this.subscribed = false })
     }
     this.prefix = prefix
     this.changes = this.redis instanceof Redis && this.subscriber instanceof Redis
@@ -287,7 +298,7 @@ export class RedisStore extends LogStore {
 
   protected deliveredHead (docId: string): { epoch: string; id: StreamId } | null {
     const cursor = this.cursors.get(docId)
-    return cursor === undefined || cursor.pulling || cursor.epoch === '' ? null : { epoch: cursor.epoch, id: cursor.id }
+    return !this.subscribed || cursor === undefined || cursor.pulling || cursor.epoch === '' ? null : { epoch: cursor.epoch, id: cursor.id }
   }
 
   private onMessage (channel: string, message: Buffer): void {

@@ -69,21 +69,29 @@ describe('event stream framing', () => {
     expect(first).toMatch(/\r\n\r\nretry: \d+\n\nevent: sync\nid: [^\n]+\ndata: \{[^\n]+\}\n\n$/)
   })
 
-  it('sends the sync event without waiting for the client\'s presence or the stream\'s positions to be stored, and ends the stream when storing them fails', async () => {
+  it('sends the sync event without waiting for the client\'s presence or the stream\'s positions to be stored, and keeps the stream when storing them fails: the heartbeat stores them again', async () => {
     const store = new MemoryStore()
     let fail = (_error: Error): void => {}
     const stored = new Promise<never>((_resolve, reject) => { fail = reject })
     stored.catch(() => {})
-    store.openPresence = () => stored
-    store.saveStreamPositions = () => stored
-    const { url } = await startServer({ server: { store } })
+    // The first of each waits, then fails; the heartbeat's go through.
+    const calls = { presence: 0, positions: 0 }
+    const openPresence = store.openPresence.bind(store)
+    const saveStreamPositions = store.saveStreamPositions.bind(store)
+    store.openPresence = async (...args) => ++calls.presence === 1 ? stored : openPresence(...args)
+    store.saveStreamPositions = async (...args) => ++calls.positions === 1 ? stored : saveStreamPositions(...args)
+    const { url } = await startServer({ server: { store, heartbeatMs: 100 } })
     const single = await openEvents(url, 'd', { awareness: 7 })
-    const multiplexed = await openMultiplexedEvents(url, ['d', 'e'], undefined, { awareness: '7,8' })
-    const readers = [single, multiplexed]
-    await waitFor(() => single.named('sync').length === 1 && multiplexed.named('sync').length === 2, { message: 'no sync events' })
-    expect(readers.map(r => r.ended)).toEqual([false, false])
+    await waitFor(() => single.named('sync').length === 1, { message: 'no sync event' })
+    const multiplexed = await openMultiplexedEvents(url, ['e', 'f'], undefined, { awareness: '8,9' })
+    await waitFor(() => multiplexed.named('sync').length === 2, { message: 'no sync events' })
+    // Both arrived while the first presence and the first positions were still being stored.
     fail(new Error('the store is down'))
-    await waitFor(() => readers.every(r => r.ended), { message: 'the streams did not end' })
+    await waitFor(() => calls.presence >= 6 && calls.positions >= 2, { message: () => `stored again: ${JSON.stringify(calls)}` })
+    expect([single.ended, multiplexed.ended]).toEqual([false, false])
+    // The positions the heartbeat saved resume the multiplexed stream.
+    const id = multiplexed.events.at(-1)?.id ?? ''
+    expect(await store.streamPositions(id.split('.')[0] as string, Number(id.split('.')[1]))).toEqual(expect.objectContaining({ e: expect.any(String), f: expect.any(String) }))
   })
 
   it('sends heartbeat comments', async () => {

@@ -29,7 +29,7 @@ const textUpdate = (doc: Y.Doc, text: string): Uint8Array => captureUpdate(doc, 
 interface Internals {
   script: (name: string, ...rest: unknown[]) => Promise<unknown>
   pull: (docId: string) => void
-  subscriber: { stream: Socket }
+  subscriber: { stream: Socket; status: string }
 }
 
 /** Two instances on one Redis prefix, the first following document `d`, its first update delivered. */
@@ -231,6 +231,42 @@ describe('resumes answered by a Redis store', () => {
     expect(sync.eventId).toBe(deleted)
     internals.subscriber.stream.resume()
     await waitFor(() => events.length === 2)
+  })
+
+  it('answered from memory while a notification is in flight are followed by its update', async () => {
+    const { store, other, events, append, first, internals } = await twoInstances('in-flight')
+    expect((await store.getDocument('d'))?.eventId).toBe(first)
+    internals.subscriber.stream.pause()
+    const second = await append(other, ' second')
+    // Stored, not yet delivered here: the sync stops at what was, the subscription brings the rest.
+    const sync = await store.sync('d', { lastEventId: first })
+    expect(sync).toMatchObject({ eventId: first, resume: 'replay' })
+    internals.subscriber.stream.resume()
+    await waitFor(() => events.length === 2)
+    expect(events[1]).toMatchObject({ type: 'update', eventId: second })
+  })
+
+  it('come from the log while the subscriber connection is down, and from memory again once it is back', async () => {
+    const { store, first, internals } = await twoInstances('subscriber-down')
+    expect((await store.getDocument('d'))?.eventId).toBe(first)
+    let reads = 0
+    const script = internals.script.bind(internals)
+    internals.script = async (name, ...rest) => {
+      if (name === 'ysseReadAfter') reads++
+      return script(name, ...rest)
+    }
+    await store.sync('d', { lastEventId: first })
+    expect(reads).toBe(0)
+    internals.subscriber.stream.destroy()
+    await waitFor(() => internals.subscriber.status !== 'ready')
+    await store.sync('d', { lastEventId: first })
+    expect(reads).toBe(1)
+    // Back, and caught up by a read of the log: deliveries are live again.
+    await waitFor(async () => {
+      const before = reads
+      await store.sync('d', { lastEventId: first })
+      return reads === before
+    }, { message: 'resumes still read the log' })
   })
 })
 

@@ -93,7 +93,8 @@ const keptDocument = async (create: (options: Partial<StoreOptions>) => LogStore
 
 describe.each(backends)('log reads: $name', ({ create }) => {
   it('a state-vector resume of a document delivered here and kept merged for its readers reads nothing: the kept document\'s diff', async () => {
-    const { store, reads, client, clientAt, updates, expectCaughtUp, close } = await keptDocument(create, { keepTail: 1000 })
+    // Short enough that no replay could be much smaller.
+    const { store, reads, client, clientAt, updates, expectCaughtUp, close } = await keptDocument(create, { keepTail: 1000 }, () => 'm')
     const sync = await reads.during(() => store.sync('d', { lastEventId: clientAt, stateVector: Y.encodeStateVector(client) }))
     expect(sync.resume).toBe('state-vector')
     expect(sync.eventId).toBe(updates().at(-1)?.eventId)
@@ -154,6 +155,51 @@ describe.each(backends)('log reads: $name', ({ create }) => {
     const far = await reads.during(() => store.sync('d', { lastEventId: clientAt }))
     expect(far.resume).toBe('replay')
     expect(reads.reads).toBe(2)
+    await close()
+  })
+
+  it('a state-vector resume of a document nobody reads here reads the log once, and uses that read to bring the kept document to its head', async () => {
+    const { store, reads, client, clientAt, expectCaughtUp, unsubscribe, close } = await keptDocument(create, { keepTail: 1000 })
+    unsubscribe()
+    const sync = await reads.during(() => store.sync('d', { lastEventId: clientAt, stateVector: Y.encodeStateVector(client) }))
+    expect(sync.resume).toBe('state-vector')
+    expectCaughtUp(sync.update)
+    expect([reads.reads, reads.wholeReads]).toEqual([1, 0])
+    await close()
+  })
+
+  it('a diff from memory a replay might beat goes by the log: the smaller of the two, the diff made once', async () => {
+    // Many deletions: every diff carries them all, a replay of what came after only that.
+    const deleting = (i: number): string => i % 2 === 0 ? `${i} ${'x'.repeat(40)} ` : ''
+    const { store, reads, client, clientAt, writer, updates, expectCaughtUp, close } = await keptDocument(create, { keepTail: 1000 }, deleting)
+    for (let i = 0; i < 400; i++) writer.getText('t').delete(i, 1)
+    const deletions = Y.encodeStateAsUpdate(writer, Y.encodeStateVector(client))
+    await store.append('d', { bytes: deletions, ranges: validateUpdate(deletions) })
+    Y.applyUpdate(client, deletions)
+    // The client misses 6 KB after that: more than the kept document remembers, less than the diff.
+    await waitFor(() => updates().length === 307)
+    const at = updates().at(-1)?.eventId
+    // Each as Yjs emits it, without the delete set a diff would carry.
+    const emitted: Uint8Array[] = []
+    writer.on('update', (update: Uint8Array) => emitted.push(update))
+    for (let i = 0; i < 10; i++) writer.getText('t').insert(0, `${i} ${'y'.repeat(600)} `)
+    for (const update of emitted) await store.append('d', { bytes: update, ranges: validateUpdate(update) })
+    await waitFor(() => updates().length === 317)
+    const stateVector = Y.encodeStateVector(client)
+    const diffBytes = Y.diffUpdate(Y.encodeStateAsUpdate(writer), stateVector).length
+    // Diffs of the kept document, counted.
+    const kept = (store as unknown as { merged: { get(docId: string): { diff(sv: Uint8Array): Uint8Array } } }).merged.get('d')
+    if (kept === undefined) throw new Error('not kept')
+    const diff = kept.diff.bind(kept)
+    let diffs = 0
+    kept.diff = sv => { diffs++; return diff(sv) }
+    const sync = await reads.during(() => store.sync('d', { lastEventId: at, stateVector }))
+    expect(diffs).toBe(1)
+    expect(sync.resume).toBe('replay')
+    expect(sync.update.length).toBeLessThan(diffBytes)
+    expectCaughtUp(sync.update)
+    expect([reads.reads, reads.wholeReads]).toEqual([1, 0])
+    expect(clientAt).not.toBe(at)
     await close()
   })
 

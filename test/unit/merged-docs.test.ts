@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import * as Y from 'yjs'
-import { MergedDoc, MergedDocs, SMALL_DOC_BYTES } from '../../server/store/merged-docs.js'
+import { MergedDoc, MergedDocs, RECENT_BYTES, SMALL_DOC_BYTES } from '../../server/store/merged-docs.js'
 import { silentLogger } from '../../server/logger.js'
 import { waitFor } from '../helpers/wait.js'
 
@@ -222,5 +222,44 @@ describe('documents kept merged in memory', () => {
     expect(merged.defer('d', doc, '2-0', new Uint8Array([1, 2, 3]))).toBe(true)
     expect(merged.settle('d', doc)).toBe(false)
     expect(merged.get('d')).toBeUndefined()
+  })
+
+  it('remembers the latest delivered updates with their IDs within 4 KB, and forgets them when it moves otherwise', () => {
+    const writer = new Y.Doc()
+    const updates: Uint8Array[] = []
+    writer.on('update', (update: Uint8Array) => updates.push(update))
+    writer.getText('t').insert(0, 'x'.repeat(5000))
+    const { merged, doc } = keeping(1024 * 1024 * 1024, updates.splice(0)[0] as Uint8Array)
+    // Delivered one by one at heads 2-0 … 21-0, about 300 bytes each.
+    const ids: string[] = []
+    const sizes: number[] = []
+    for (let i = 2; i <= 21; i++) {
+      writer.getText('t').insert(0, String(i % 10).repeat(290))
+      const update = updates.splice(0)[0] as Uint8Array
+      ids.push(`${i}-0`)
+      sizes.push(update.length)
+      expect(merged.defer('d', doc, `${i}-0`, update)).toBe(true)
+    }
+    expect(merged.settle('d', doc)).toBe(true)
+    const after = (id: string): string[] | undefined => doc.deliveredAfter(id)?.map(e => e.id)
+    expect(after('21-0')).toEqual([])
+    expect(after('20-0')).toEqual(['21-0'])
+    // As many back as fit in 4 KB, counted from the newest; the one before them is where they start.
+    let fit = 0
+    for (let bytes = 0; bytes + (sizes.at(-1 - fit) as number) <= RECENT_BYTES; fit++) bytes += sizes.at(-1 - fit) as number
+    expect(fit).toBeLessThan(ids.length - 1)
+    expect(after(ids[ids.length - 1 - fit] as string)).toEqual(ids.slice(-fit))
+    expect(after(ids[ids.length - 2 - fit] as string)).toBeUndefined()
+    expect(after('1-0')).toBeUndefined()
+    // Moved by a read of the log (advance) or held as its encoding, it replays nothing but from its head.
+    writer.getText('t').insert(0, 'z')
+    expect(merged.advance('d', doc, '22-0', updates.splice(0))).toBe(true)
+    expect([after('21-0'), after('22-0')]).toEqual([undefined, []])
+    writer.getText('t').insert(0, 'w')
+    expect(merged.defer('d', doc, '23-0', updates.splice(0)[0] as Uint8Array)).toBe(true)
+    expect(after('22-0')).toEqual(['23-0'])
+    expect(merged.settle('d', doc)).toBe(true)
+    doc.holdEncoded()
+    expect([after('22-0'), after('23-0')]).toEqual([undefined, []])
   })
 })
