@@ -200,7 +200,7 @@ export const resume = {
       notes: [
         `time: from reconnecting until the client's text equals the writer's, the median of up to ${ROUNDS} rounds of leaving, missing the edits and coming back on one document (bytes: the last round), after ${WARMUP_ROUNDS} such rounds not measured (missing up to ${WARMUP_MISSED.toLocaleString('en-US')} edits), so the code of a server fresh for each variant is compiled, as after a while of real traffic. update bytes: the Yjs update of the sync (y-sse's sync event, decoded; the peers' sync step 2).`,
         'minimal diff: `Y.diffUpdate(writer state, client state vector)`; full state: what a cold sync sends. server bytes written: everything the server sent on the reconnect, with HTTP headers, base64 and JSON (y-sse) or WebSocket frames and the handshake (peers).',
-        'y-sse "after compaction" runs a server that keeps no log tail (`keepTail: 0`) and compacts before the client returns, so its position is gone from the log.'
+        'y-sse "after compaction" runs a server that keeps no log tail (`keepTail: 0`) and compacts before the client returns, so its position is gone from the log. A y-sse server that delivers the document (here: to the writer\'s stream) answers from the document it keeps in memory (nothing, a replay of its latest 4 KB of updates, or a diff), which the log\'s state does not change; where the log decides (a diff past 4 KB that a replay might beat), it answers from a checkpoint.'
       ]
     }]
   }
