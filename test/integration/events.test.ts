@@ -213,6 +213,9 @@ describe('awareness', () => {
     const tab2 = await openEvents(url, 'd', { awareness: alice.clientID })
     await Promise.all([tab1.sync(), tab2.sync()])
     await postAwareness(url, 'd', encodeAwarenessUpdate(alice, [alice.clientID]))
+    // Delivered to the server's streams before Bob subscribes: he gets it once, in his greeting, not
+    // also as the live event its notification would bring had it come after his subscription.
+    await waitFor(() => tab1.named('awareness').length === 1)
     const bob = await openEvents(url, 'd')
     await waitFor(() => bob.named('awareness').length === 1)
     await tab1.close()
