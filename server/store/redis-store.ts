@@ -48,6 +48,15 @@ export interface RedisStoreOptions extends Partial<StoreOptions> {
   redisOptions?: RedisOptions
   /** ioredis cluster options, when `redis` gives cluster nodes (node connections take `redisOptions`). */
   clusterOptions?: Omit<ClusterOptions, 'redisOptions'>
+  /**
+   * How often the subscriber connection of a single Redis is checked with a `PING`, in ms (default
+   * 15 s; 0: never). One left unanswered past the command timeout (`redisOptions.commandTimeout`,
+   * 10 s by default) drops the connection, and ioredis connects again, after which the store reads
+   * every open document's stream from its cursor. A connection that went silent without closing
+   * (a half-open TCP connection, a middlebox that stopped forwarding) would otherwise leave every
+   * open stream waiting for updates, and resumes answered from memory at a standstill.
+   */
+  subscriberCheckMs?: number
 }
 
 /** Updates read per round trip when a subscriber catches up. */
@@ -55,6 +64,9 @@ const TAIL_BATCH = 500
 
 /** How long after a failed catch-up read it is tried again. */
 const PULL_RETRY_MS = 1000
+
+/** Default of {@link RedisStoreOptions.subscriberCheckMs}. */
+const SUBSCRIBER_CHECK_MS = 15_000
 
 /** Scripts by command name, with their key counts (-1: given per call). */
 const SCRIPTS = {
@@ -134,11 +146,13 @@ export class RedisStore extends LogStore {
    * the store.
    */
   private subscribed = false
+  /** Checks the subscriber connection ({@link RedisStoreOptions.subscriberCheckMs}); null when it is not checked. */
+  private readonly subscriberCheck: NodeJS.Timeout | null = null
   /** The change feed; `undefined` on Redis Cluster (see redis-change-feed.ts). */
   readonly changes: RedisChangeFeed | undefined
 
   constructor (options: RedisStoreOptions) {
-    const { redis, prefix = 'y-sse:', redisOptions, clusterOptions, ...storeOptions } = options
+    const { redis, prefix = 'y-sse:', redisOptions, clusterOptions, subscriberCheckMs = SUBSCRIBER_CHECK_MS, ...storeOptions } = options
     super({ ...storeDefaults, logger: silentLogger, ...storeOptions })
     // A Redis that hangs instead of failing must not hang POSTs: no command (none blocks) waits
     // longer than this before the request gets 503.
@@ -172,6 +186,10 @@ export class RedisStore extends LogStore {
         catchUp()
       })
       this.subscriber.on('close', () => { this.subscribed = false })
+      if (subscriberCheckMs > 0) {
+        this.subscriberCheck = setInterval(() => this.checkSubscriber(), subscriberCheckMs)
+        this.subscriberCheck.unref()
+      }
     }
     this.prefix = prefix
     this.changes = this.redis instanceof Redis && this.subscriber instanceof Redis
@@ -294,6 +312,19 @@ export class RedisStore extends LogStore {
     this.cursors.delete(docId)
     const { channel } = this.keys(docId)
     await (this.sharded ? this.subscriber.sunsubscribe(channel) : this.subscriber.unsubscribe(channel))
+  }
+
+  /** PINGs the subscriber connection; drops it (ioredis connects again) when the answer does not come. */
+  private checkSubscriber (): void {
+    const subscriber = this.subscriber
+    if (subscriber.status !== 'ready') return
+    subscriber.ping().catch((error: unknown) => {
+      // Closed meanwhile: it is connecting again already.
+      if (subscriber.status !== 'ready') return
+      this.options.logger.warn('the redis subscriber connection did not answer: connecting again', { error: String(error) })
+      this.subscribed = false
+      subscriber.disconnect(true)
+    })
   }
 
   protected deliveredHead (docId: string): { epoch: string; id: StreamId } | null {
@@ -475,6 +506,7 @@ export class RedisStore extends LogStore {
   }
 
   protected async release (): Promise<void> {
+    if (this.subscriberCheck !== null) clearInterval(this.subscriberCheck)
     this.cursors.clear()
     this.subscriber.disconnect()
     if (this.ownsClient) await this.redis.quit().catch(() => this.redis.disconnect())

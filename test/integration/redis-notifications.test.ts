@@ -270,3 +270,28 @@ describe('resumes answered by a Redis store', () => {
   })
 })
 
+describe('the subscriber connection of a Redis store', () => {
+  it('is connected again when it goes silent, and what was stored meanwhile is delivered', async () => {
+    const prefix = uniquePrefix('silent')
+    const store = new RedisStore({ redis: redisUrl(), prefix, subscriberCheckMs: 50, redisOptions: { commandTimeout: 500 } })
+    const other = new RedisStore({ redis: redisUrl(), prefix })
+    onCleanup(() => Promise.all([store.close(), other.close()]).then(() => undefined))
+    const events: DocEvent[] = []
+    await store.subscribe('d', event => events.push(event))
+    const writer = new Y.Doc()
+    const append = async (text: string): Promise<string> => {
+      const update = textUpdate(writer, text)
+      return other.append('d', { bytes: update, ranges: validateUpdate(update) })
+    }
+    await append('first')
+    await waitFor(() => events.length === 1)
+    // Nothing arrives on it any more, and it does not close: only its PING going unanswered tells.
+    const internals = store as unknown as Internals
+    const silent = internals.subscriber.stream
+    silent.pause()
+    const second = await append(' second')
+    await waitFor(() => events.some(e => e.type === 'update' && e.eventId === second), { message: 'the update stored while the connection was silent never came' })
+    expect(internals.subscriber.stream).not.toBe(silent)
+  })
+})
+
