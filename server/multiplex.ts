@@ -52,10 +52,10 @@ export class MultiplexFraming implements StreamFraming {
   /**
    * Saves the starting positions as the snapshot at `seq` 0, so every ID this stream sends
    * resumes. The events do not wait for the save: it goes to the store before the first of them
-   * is written, so a resume that reads the store after getting one finds it. One that finds none
-   * (it came first, or the save failed, until the next heartbeat saves the newest positions)
-   * resumes every document from its own position in the query, or from nothing, as with an
-   * unknown ID.
+   * is written, so a resume after getting one normally finds it. One that finds none (it came
+   * before the save was stored, which a store reconnecting may delay, or the save failed, until
+   * the next heartbeat saves the newest positions) resumes every document from its own position
+   * in the query, or from nothing, as with an unknown ID.
    */
   async open (): Promise<void> {
     await this.store.saveStreamPositions(this.key, 0, Object.fromEntries(this.positions), STREAM_POSITIONS_TTL_MS)

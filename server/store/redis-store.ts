@@ -50,11 +50,11 @@ export interface RedisStoreOptions extends Partial<StoreOptions> {
   clusterOptions?: Omit<ClusterOptions, 'redisOptions'>
   /**
    * How often the subscriber connection of a single Redis is checked with a `PING`, in ms (default
-   * 15 s; 0: never). One left unanswered past the command timeout (`redisOptions.commandTimeout`,
-   * 10 s by default) drops the connection, and ioredis connects again, after which the store reads
-   * every open document's stream from its cursor. A connection that went silent without closing
-   * (a half-open TCP connection, a middlebox that stopped forwarding) would otherwise leave every
-   * open stream waiting for updates, and resumes answered from memory at a standstill.
+   * 15 s; 0: never). One left unanswered when the next check is due drops the connection, and
+   * ioredis connects again, after which the store reads every open document's stream from its
+   * cursor. A connection that went silent without closing (a half-open TCP connection, a middlebox
+   * that stopped forwarding) would otherwise leave every open stream waiting for updates, and
+   * resumes answered from memory at a standstill.
    */
   subscriberCheckMs?: number
 }
@@ -148,6 +148,10 @@ export class RedisStore extends LogStore {
   private subscribed = false
   /** Checks the subscriber connection ({@link RedisStoreOptions.subscriberCheckMs}); null when it is not checked. */
   private readonly subscriberCheck: NodeJS.Timeout | null = null
+  /** How long a `PING` on the subscriber connection may go unanswered. */
+  private readonly subscriberAnswerMs: number
+  /** Set while a check's `PING` waits for its answer. */
+  private checkingSubscriber = false
   /** The change feed; `undefined` on Redis Cluster (see redis-change-feed.ts). */
   readonly changes: RedisChangeFeed | undefined
 
@@ -179,18 +183,30 @@ export class RedisStore extends LogStore {
     } else {
       // No ready check: its INFO would fail on a connection that a SUBSCRIBE already put in
       // subscriber mode, and ioredis would drop the connection and its subscriptions.
-      this.subscriber = this.redis.duplicate({ enableReadyCheck: false })
-      this.subscriber.on('messageBuffer', readMessage)
-      this.subscriber.on('ready', () => {
-        this.subscribed = true
-        catchUp()
+      const subscriber = this.redis.duplicate({ enableReadyCheck: false })
+      this.subscriber = subscriber
+      subscriber.on('messageBuffer', readMessage)
+      // ioredis is ready once it has sent the subscriptions again, not once Redis has taken them:
+      // the answer to a PING comes after theirs. Reads of the streams before then could miss an
+      // update stored before a subscription was in place.
+      subscriber.on('ready', () => {
+        void this.answers(subscriber).then(answered => {
+          if (!answered) return
+          this.subscribed = true
+          catchUp()
+        })
       })
-      this.subscriber.on('close', () => { this.subscribed = false })
+      subscriber.on('close', () => { this.subscribed = false })
       if (subscriberCheckMs > 0) {
-        this.subscriberCheck = setInterval(() => this.checkSubscriber(), subscriberCheckMs)
+        this.subscriberCheck = setInterval(() => {
+          if (subscriber.status !== 'ready' || this.checkingSubscriber) return
+          this.checkingSubscriber = true
+          void this.answers(subscriber).finally(() => { this.checkingSubscriber = false })
+        }, subscriberCheckMs)
         this.subscriberCheck.unref()
       }
     }
+    this.subscriberAnswerMs = subscriberCheckMs > 0 ? subscriberCheckMs : SUBSCRIBER_CHECK_MS
     this.prefix = prefix
     this.changes = this.redis instanceof Redis && this.subscriber instanceof Redis
       ? new RedisChangeFeed(this.redis, this.subscriber, changesKeys(prefix), work => this.unavailableOnError(work))
@@ -314,17 +330,27 @@ export class RedisStore extends LogStore {
     await (this.sharded ? this.subscriber.sunsubscribe(channel) : this.subscriber.unsubscribe(channel))
   }
 
-  /** PINGs the subscriber connection; drops it (ioredis connects again) when the answer does not come. */
-  private checkSubscriber (): void {
-    const subscriber = this.subscriber
-    if (subscriber.status !== 'ready') return
-    subscriber.ping().catch((error: unknown) => {
-      // Closed meanwhile: it is connecting again already.
-      if (subscriber.status !== 'ready') return
-      this.options.logger.warn('the redis subscriber connection did not answer: connecting again', { error: String(error) })
+  /**
+   * Whether the subscriber connection answers a `PING` within {@link subscriberAnswerMs} (and so has
+   * taken every command sent before it). One that does not, and is still the same connection, is
+   * dropped: ioredis connects again.
+   */
+  private async answers (subscriber: Redis): Promise<boolean> {
+    const stream = subscriber.stream
+    let timer: NodeJS.Timeout | undefined
+    const answered = await Promise.race([
+      subscriber.ping().then(() => true, () => false),
+      new Promise<false>(resolve => { timer = setTimeout(() => resolve(false), this.subscriberAnswerMs) })
+    ])
+    clearTimeout(timer)
+    // An answer, or its absence, says something only of the connection the PING went out on.
+    if (subscriber.stream !== stream) return false
+    if (!answered && subscriber.status === 'ready') {
+      this.options.logger.warn('the redis subscriber connection did not answer: connecting again', { timeoutMs: this.subscriberAnswerMs })
       this.subscribed = false
       subscriber.disconnect(true)
-    })
+    }
+    return answered
   }
 
   protected deliveredHead (docId: string): { epoch: string; id: StreamId } | null {
@@ -399,16 +425,24 @@ export class RedisStore extends LogStore {
       return
     }
     cursor.pulling = true
-    this.pullLoop(docId, cursor)
-      .catch(error => {
-        this.options.logger.warn('reading updates failed', { docId, error: String(error) })
-        // Nothing else reads what was missed before the document's next notification, which may
-        // never come: read again shortly, while the document is still watched by this cursor.
-        setTimeout(() => { if (this.cursors.get(docId) === cursor) this.pull(docId) }, PULL_RETRY_MS).unref()
-      })
-      .finally(() => {
-        cursor.pulling = false
-      })
+    this.catchUpFrom(docId, cursor)
+  }
+
+  /**
+   * Reads the log from the cursor until it has caught up. A failed read is tried again shortly:
+   * nothing else reads what was missed before the document's next notification, which may never
+   * come. Until a read succeeds, the cursor counts as catching up.
+   */
+  private catchUpFrom (docId: string, cursor: Cursor): void {
+    this.pullLoop(docId, cursor).then(() => {
+      cursor.pulling = false
+    }, error => {
+      this.options.logger.warn('reading updates failed', { docId, error: String(error) })
+      setTimeout(() => {
+        if (this.cursors.get(docId) === cursor) this.catchUpFrom(docId, cursor)
+        else cursor.pulling = false
+      }, PULL_RETRY_MS).unref()
+    })
   }
 
   private async pullLoop (docId: string, cursor: Cursor): Promise<void> {

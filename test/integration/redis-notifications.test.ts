@@ -3,7 +3,8 @@ import type { Socket } from 'node:net'
 import { Redis } from 'ioredis'
 import * as Y from 'yjs'
 import { describe, expect, it } from 'vitest'
-import { RedisStore } from '../../server/store/redis-store.js'
+import { RedisStore, type RedisStoreOptions } from '../../server/store/redis-store.js'
+import { silentLogger } from '../../server/logger.js'
 import { docKeys } from '../../server/store/redis-keys.js'
 import { parseEventId } from '../../server/store/history.js'
 import type { DocEvent } from '../../server/store/types.js'
@@ -29,13 +30,13 @@ const textUpdate = (doc: Y.Doc, text: string): Uint8Array => captureUpdate(doc, 
 interface Internals {
   script: (name: string, ...rest: unknown[]) => Promise<unknown>
   pull: (docId: string) => void
-  subscriber: { stream: Socket; status: string }
+  subscriber: { stream: Socket; status: string; once(event: 'close', listener: () => void): void }
 }
 
 /** Two instances on one Redis prefix, the first following document `d`, its first update delivered. */
-const twoInstances = async (name: string, redis = redisUrl()) => {
+const twoInstances = async (name: string, redis = redisUrl(), options: Partial<RedisStoreOptions> = {}) => {
   const prefix = uniquePrefix(name)
-  const store = new RedisStore({ redis, prefix })
+  const store = new RedisStore({ redis, prefix, ...options })
   const other = new RedisStore({ redis, prefix })
   onCleanup(() => Promise.all([store.close(), other.close()]).then(() => undefined))
   const events: DocEvent[] = []
@@ -246,6 +247,33 @@ describe('resumes answered by a Redis store', () => {
     expect(events[1]).toMatchObject({ type: 'update', eventId: second })
   })
 
+  it('come from the log while a catch-up read that failed waits to be tried again', async () => {
+    const warnings: string[] = []
+    const logger = { ...silentLogger, warn: (message: string) => { warnings.push(message) } }
+    const { store, other, events, append, first, internals } = await twoInstances('failed-read', redisUrl(), { logger })
+    expect((await store.getDocument('d'))?.eventId).toBe(first)
+    let reads = 0
+    let failed = false
+    const script = internals.script.bind(internals)
+    internals.script = async (name, ...rest) => {
+      if (name === 'ysseReadAfter') reads++
+      if (name === 'ysseTail' && !failed) {
+        failed = true
+        throw new Error('the read failed')
+      }
+      return script(name, ...rest)
+    }
+    internals.subscriber.stream.pause()
+    await append(other, ' second')
+    internals.pull('d')
+    await waitFor(() => warnings.includes('reading updates failed'))
+    // The cursor did not catch up: what was delivered here is not the document's head.
+    await store.sync('d', { lastEventId: first })
+    expect(reads).toBe(1)
+    internals.subscriber.stream.resume()
+    await waitFor(() => events.length === 2)
+  })
+
   it('come from the log while the subscriber connection is down, and from memory again once it is back', async () => {
     const { store, first, internals } = await twoInstances('subscriber-down')
     expect((await store.getDocument('d'))?.eventId).toBe(first)
@@ -257,8 +285,11 @@ describe('resumes answered by a Redis store', () => {
     }
     await store.sync('d', { lastEventId: first })
     expect(reads).toBe(0)
+    // Right after it closed: ioredis connects again only after a delay, and the store counts it as
+    // back only once it has answered a PING.
+    const closed = new Promise<void>(resolve => internals.subscriber.once('close', () => resolve()))
     internals.subscriber.stream.destroy()
-    await waitFor(() => internals.subscriber.status !== 'ready')
+    await closed
     await store.sync('d', { lastEventId: first })
     expect(reads).toBe(1)
     // Back, and caught up by a read of the log: deliveries are live again.
@@ -273,7 +304,7 @@ describe('resumes answered by a Redis store', () => {
 describe('the subscriber connection of a Redis store', () => {
   it('is connected again when it goes silent, and what was stored meanwhile is delivered', async () => {
     const prefix = uniquePrefix('silent')
-    const store = new RedisStore({ redis: redisUrl(), prefix, subscriberCheckMs: 50, redisOptions: { commandTimeout: 500 } })
+    const store = new RedisStore({ redis: redisUrl(), prefix, subscriberCheckMs: 200 })
     const other = new RedisStore({ redis: redisUrl(), prefix })
     onCleanup(() => Promise.all([store.close(), other.close()]).then(() => undefined))
     const events: DocEvent[] = []
