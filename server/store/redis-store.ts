@@ -150,8 +150,6 @@ export class RedisStore extends LogStore {
   private readonly subscriberCheck: NodeJS.Timeout | null = null
   /** How long a `PING` on the subscriber connection may go unanswered. */
   private readonly subscriberAnswerMs: number
-  /** Set while a check's `PING` waits for its answer. */
-  private checkingSubscriber = false
   /** The change feed; `undefined` on Redis Cluster (see redis-change-feed.ts). */
   readonly changes: RedisChangeFeed | undefined
 
@@ -198,10 +196,12 @@ export class RedisStore extends LogStore {
       })
       subscriber.on('close', () => { this.subscribed = false })
       if (subscriberCheckMs > 0) {
+        // One check at a time: a PING still waiting is the one that decides.
+        let checking = false
         this.subscriberCheck = setInterval(() => {
-          if (subscriber.status !== 'ready' || this.checkingSubscriber) return
-          this.checkingSubscriber = true
-          void this.answers(subscriber).finally(() => { this.checkingSubscriber = false })
+          if (subscriber.status !== 'ready' || checking) return
+          checking = true
+          void this.answers(subscriber).finally(() => { checking = false })
         }, subscriberCheckMs)
         this.subscriberCheck.unref()
       }
@@ -438,10 +438,8 @@ export class RedisStore extends LogStore {
       cursor.pulling = false
     }, error => {
       this.options.logger.warn('reading updates failed', { docId, error: String(error) })
-      setTimeout(() => {
-        if (this.cursors.get(docId) === cursor) this.catchUpFrom(docId, cursor)
-        else cursor.pulling = false
-      }, PULL_RETRY_MS).unref()
+      // A cursor no longer in use (the watch ended) is dropped with its retry.
+      setTimeout(() => { if (this.cursors.get(docId) === cursor) this.catchUpFrom(docId, cursor) }, PULL_RETRY_MS).unref()
     })
   }
 
