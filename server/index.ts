@@ -28,7 +28,7 @@ export type { ChangeFeed, FeedEntry, FeedRead } from './store/change-feed.js'
 export { MemoryStore } from './store/memory-store.js'
 export { RedisStore, type RedisStoreOptions } from './store/redis-store.js'
 export { validateUpdate } from './validate.js'
-export { createJsonLogger, silentLogger, type Logger, type LogLevel } from './logger.js'
+export { createJsonLogger, foldRepeats, silentLogger, type FoldingLogger, type Logger, type LogLevel } from './logger.js'
 export { createJwtAuthorizer, issueToken, allowAll, docsCover, tokenOf, type Access, type Authorize, type AuthRequest, type Grant, type JwtKey, type SigningKey, type TokenClaims } from './auth.js'
 export { Metrics, type StoreObserver } from './metrics.js'
 

@@ -132,8 +132,12 @@ const stop = (signal: string): void => {
   logger.info('shutting down', { signal })
   // The last resort: whatever happens, exit within 10 s.
   setTimeout(() => process.exit(1), 10_000).unref()
-  sync.close().then(() => process.exit(0), error => {
+  sync.close().then(() => {
+    logger.flush()
+    process.exit(0)
+  }, error => {
     logger.error('shutdown failed', { error: String(error) })
+    logger.flush()
     process.exit(1)
   })
 }

@@ -1,8 +1,9 @@
 import { describe, expect, it } from 'vitest'
 import * as Y from 'yjs'
-import { appendUpdate, openEvents } from '../helpers/server.js'
+import { appendUpdate, onCleanup, openEvents, postUpdate } from '../helpers/server.js'
 import { startMain } from '../helpers/main-process.js'
 import { redisUrl, uniquePrefix } from '../helpers/redis.js'
+import { startRedisServer } from '../helpers/redis-process.js'
 import { waitFor } from '../helpers/wait.js'
 
 describe('server/main.ts', () => {
@@ -27,6 +28,28 @@ describe('server/main.ts', () => {
     expect(await main.exit).toBe(0)
     expect(Date.now() - started).toBeLessThan(10_000)
     await waitFor(() => reader.ended)
+  })
+
+  it('folds repeated warnings while Redis is down, and writes their count when it stops', async () => {
+    const redis = await startRedisServer()
+    onCleanup(() => redis.stop())
+    const main = startMain({ REDIS_URL: redis.url })
+    await waitFor(() => main.url() !== '', { message: () => JSON.stringify(main.logs) })
+    const doc = new Y.Doc()
+    doc.getText('t').insert(0, 'kept')
+    const update = Y.encodeStateAsUpdate(doc)
+    await appendUpdate(main.url(), 'd', update)
+    await redis.stop()
+    const failed = await Promise.all(Array.from({ length: 30 }, async () => (await postUpdate(main.url(), 'd', update)).status))
+    expect(new Set(failed)).toEqual(new Set([503]))
+    const unavailable = (): Record<string, unknown>[] => main.logs.filter(l => String(l.msg).startsWith('the document store is unavailable'))
+    expect(unavailable()).toHaveLength(1)
+    main.child.kill('SIGTERM')
+    await main.exit
+    const [first, folded] = unavailable()
+    expect(unavailable()).toHaveLength(2)
+    expect(first?.repeated).toBeUndefined()
+    expect(folded).toMatchObject({ msg: `${String(first?.msg)} (repeated)`, level: 'warn', repeated: 29 })
   })
 
   it('refuses a bad setting with a clear message and exit code 2', async () => {
