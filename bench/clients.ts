@@ -176,6 +176,37 @@ const providerClient = (server: BenchServer, docId: string, { observeSync = fals
   }
 }
 
+/**
+ * Opens and closes `count` connections to a scratch document of `server`, one after another: a
+ * provider that reconnects, or for the floor a light reader ({@link subscriber}). A server that
+ * has been up a while has run its connection code many times and V8 has optimized it (only after
+ * many calls), where the few rounds of a workload's own warm-up leave it in the interpreter; this
+ * gives every server, the floor's too, the same start.
+ */
+export const warmConnections = async (server: BenchServer, count: number): Promise<void> => {
+  const docId = `warm-${Date.now()}`
+  if (server.system === 'sse-floor') {
+    for (let i = 0; i < count; i++) {
+      const reader = subscriber(server, docId, () => {})
+      await reader.ready
+      reader.close()
+    }
+    return
+  }
+  const client = syncClient(server, docId)
+  try {
+    await client.whenSynced()
+    client.doc.getText('t').insert(0, 'warm')
+    for (let i = 0; i < count; i++) {
+      client.disconnect()
+      client.connect()
+      await client.whenSynced()
+    }
+  } finally {
+    client.destroy()
+  }
+}
+
 /** A light reader of one document. */
 export interface Subscriber {
   /** Resolves once the initial state arrived (sync event, or sync step 2). */

@@ -8,7 +8,7 @@
  * peers resume by a full state-vector handshake.
  */
 import * as Y from 'yjs'
-import { putFloorAnswer, subscriber, syncClient, type SyncClient } from '../clients.js'
+import { putFloorAnswer, subscriber, syncClient, warmConnections, type SyncClient } from '../clients.js'
 import { startServer, type BenchServer, type StoreTuning, type System } from '../servers.js'
 import { applyEdits, floorRow, median, perSystem, waitForText, waitUntil, type BenchContext, type Row, type WorkloadResult } from '../workload.js'
 
@@ -24,6 +24,8 @@ const ROUNDS = 5
  */
 const WARMUP_ROUNDS = 2
 const WARMUP_MISSED = 1000
+/** Connections to another document opened and closed before the rows, on every server ({@link warmConnections}). */
+const WARM_CONNECTIONS = 300
 
 interface Variant {
   name: string
@@ -133,6 +135,7 @@ export const resume = {
       for (const variant of variantsOf(system)) {
         const server = await startServer(system, context.redis, variant.store)
         try {
+          await warmConnections(server, WARM_CONNECTIONS)
           for (const missed of settings.missed) {
             // Several rounds on one document, the median reported: a single reconnection is too noisy to compare.
             const plan = planOf(missed, trace.txns.length)
@@ -178,6 +181,7 @@ export const resume = {
     })
     const floor = await startServer('sse-floor', context.redis)
     try {
+      await warmConnections(floor, WARM_CONNECTIONS)
       for (const missed of settings.missed) rows.push(await floorRow(context, `${missed.toLocaleString('en-US')} missed`, () => resumeFloor(context, floor, missed)))
     } finally {
       await floor.stop()
@@ -198,7 +202,7 @@ export const resume = {
       rows,
       headline: ['ms', 'vsMinimal'],
       notes: [
-        `time: from reconnecting until the client's text equals the writer's, the median of up to ${ROUNDS} rounds of leaving, missing the edits and coming back on one document (bytes: the last round), after ${WARMUP_ROUNDS} such rounds not measured (missing up to ${WARMUP_MISSED.toLocaleString('en-US')} edits), so the code of a server fresh for each variant is compiled, as after a while of real traffic. update bytes: the Yjs update of the sync (y-sse's sync event, decoded; the peers' sync step 2).`,
+        `time: from reconnecting until the client's text equals the writer's, the median of up to ${ROUNDS} rounds of leaving, missing the edits and coming back on one document (bytes: the last round), after ${WARMUP_ROUNDS} such rounds not measured (missing up to ${WARMUP_MISSED.toLocaleString('en-US')} edits) and, on each server first, ${WARM_CONNECTIONS} connections to another document opened and closed, so the connection code of a server fresh for each variant is compiled and optimized, as after a while of real traffic. update bytes: the Yjs update of the sync (y-sse's sync event, decoded; the peers' sync step 2).`,
         'minimal diff: `Y.diffUpdate(writer state, client state vector)`; full state: what a cold sync sends. server bytes written: everything the server sent on the reconnect, with HTTP headers, base64 and JSON (y-sse) or WebSocket frames and the handshake (peers).',
         'y-sse "after compaction" runs a server that keeps no log tail (`keepTail: 0`) and compacts before the client returns, so its position is gone from the log. A y-sse server that delivers the document (here: to the writer\'s stream) answers from the document it keeps in memory (nothing, a replay of its latest 4 KB of updates, or a diff), which the log\'s state does not change; where the log decides (a diff past 4 KB that a replay might beat), it answers from a checkpoint.'
       ]
