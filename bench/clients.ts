@@ -13,12 +13,12 @@ import * as decoding from 'lib0/decoding'
 import { WebSocket } from 'ws'
 import { createParser } from 'eventsource-parser'
 import { WebsocketProvider } from 'y-websocket'
-import { HocuspocusProvider, HocuspocusProviderWebsocket } from '@hocuspocus/provider'
+import { HocuspocusProvider, HocuspocusProviderWebsocket, WebSocketStatus } from '@hocuspocus/provider'
 import { SseProvider, defaultFetch, type ByteStream, type Fetch } from '../client/index.js'
 import { BINARY_CONTENT_TYPE, routes, SseEvent, type SyncEventData } from '../shared/protocol.js'
 import { fromBase64 } from '../shared/codec.js'
 import type { BenchServer } from './servers.js'
-import { ConvergenceError } from './workload.js'
+import { ConvergenceError, waitUntil } from './workload.js'
 
 /** A provider-backed client of any system. */
 export interface SyncClient {
@@ -35,6 +35,11 @@ export interface SyncClient {
    */
   lastSync(): { bytes: number; kind: string } | null
   disconnect(): void
+  /**
+   * Whether the connection is down, so that `connect()` opens a new one: a WebSocket provider's
+   * `disconnect()` only starts closing, and its `connect()` does nothing until the close is done.
+   */
+  disconnected(): boolean
   connect(): void
   destroy(): void
 }
@@ -132,7 +137,7 @@ const providerClient = (server: BenchServer, docId: string, { observeSync = fals
     case 'sse-floor': {
       // The floor keeps nothing and sends nothing back: its client only writes, always "synced".
       const writer = new FloorWriter(server, docId, doc, observed)
-      return { ...common, whenSynced: async () => {}, acked: () => writer.acked(), disconnect: () => {}, connect: () => {}, destroy: () => writer.destroy() }
+      return { ...common, whenSynced: async () => {}, acked: () => writer.acked(), disconnect: () => {}, disconnected: () => true, connect: () => {}, destroy: () => writer.destroy() }
     }
     case 'y-sse': {
       const provider = new SseProvider(server.url, docId, doc, { fetch: instrumentedFetch(observed, observeSync) })
@@ -141,6 +146,7 @@ const providerClient = (server: BenchServer, docId: string, { observeSync = fals
         whenSynced: () => provider.whenSynced(),
         acked: () => provider.synced && provider.unsyncedChanges === 0,
         disconnect: () => provider.disconnect(),
+        disconnected: () => provider.status === 'disconnected',
         connect: () => { void provider.connect() },
         destroy: () => provider.destroy()
       }
@@ -153,6 +159,7 @@ const providerClient = (server: BenchServer, docId: string, { observeSync = fals
         whenSynced: () => onceTrue(() => provider.synced, listener => provider.on('sync', listener)),
         acked: () => true,
         disconnect: () => provider.disconnect(),
+        disconnected: () => provider.ws === null,
         connect: () => provider.connect(),
         destroy: () => provider.destroy()
       }
@@ -166,6 +173,7 @@ const providerClient = (server: BenchServer, docId: string, { observeSync = fals
         whenSynced: () => onceTrue(() => provider.isSynced, listener => provider.on('synced', listener)),
         acked: () => provider.isSynced && provider.unsyncedChanges === 0,
         disconnect: () => socket.disconnect(),
+        disconnected: () => socket.status === WebSocketStatus.Disconnected,
         connect: () => { void socket.connect() },
         destroy: () => {
           provider.destroy()
@@ -193,19 +201,25 @@ export const warmConnections = async (server: BenchServer, count: number): Promi
     }
     return
   }
-  const client = syncClient(server, docId)
+  const client = syncClient(server, docId, { observeSync: true })
   try {
     await client.whenSynced()
     client.doc.getText('t').insert(0, 'warm')
     for (let i = 0; i < count; i++) {
       client.disconnect()
+      await waitUntil(() => client.disconnected(), WARM_TIMEOUT_MS, () => `${server.system} client still connected`)
+      const before = client.lastSync()
       client.connect()
       await client.whenSynced()
+      // Each round must be a new connection's sync, not the old one's flag.
+      await waitUntil(() => client.lastSync() !== before, WARM_TIMEOUT_MS, () => `${server.system} client reconnected without a new sync`)
     }
   } finally {
     client.destroy()
   }
 }
+
+const WARM_TIMEOUT_MS = 10_000
 
 /** A light reader of one document. */
 export interface Subscriber {

@@ -113,6 +113,7 @@ try {
   await store.ping()
 } catch (error) {
   logger.error('cannot reach the document store', { error: String(error) })
+  logger.flush()
   process.exit(1)
 }
 
@@ -131,7 +132,10 @@ const stop = (signal: string): void => {
   stopping = true
   logger.info('shutting down', { signal })
   // The last resort: whatever happens, exit within 10 s.
-  setTimeout(() => process.exit(1), 10_000).unref()
+  setTimeout(() => {
+    logger.flush()
+    process.exit(1)
+  }, 10_000).unref()
   sync.close().then(() => {
     logger.flush()
     process.exit(0)

@@ -26,7 +26,8 @@ export const startMain = (env: Record<string, string>): MainProcess => {
     // Configuration errors are plain sentences for people, the rest is JSON.
     for (const line of lines) logs.push(line.startsWith('{') ? JSON.parse(line) as Record<string, unknown> : { msg: line })
   })
-  const exit = new Promise<number | null>(resolve => child.once('exit', code => resolve(code)))
+  // 'close', not 'exit': the last lines on stderr may still be on their way at 'exit'.
+  const exit = new Promise<number | null>(resolve => child.once('close', code => resolve(code)))
   onCleanup(async () => {
     child.kill('SIGKILL')
     await exit

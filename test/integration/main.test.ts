@@ -43,7 +43,7 @@ describe('server/main.ts', () => {
     const failed = await Promise.all(Array.from({ length: 30 }, async () => (await postUpdate(main.url(), 'd', update)).status))
     expect(new Set(failed)).toEqual(new Set([503]))
     const unavailable = (): Record<string, unknown>[] => main.logs.filter(l => String(l.msg).startsWith('the document store is unavailable'))
-    expect(unavailable()).toHaveLength(1)
+    await waitFor(() => unavailable().length > 0)
     main.child.kill('SIGTERM')
     await main.exit
     const [first, folded] = unavailable()
