@@ -184,6 +184,9 @@ const providerClient = (server: BenchServer, docId: string, { observeSync = fals
   }
 }
 
+/** How long a warm-up connection may take to close, or to sync again. */
+const WARM_TIMEOUT_MS = 10_000
+
 /**
  * Opens and closes `count` connections to a scratch document of `server`, one after another: a
  * provider that reconnects, or for the floor a light reader ({@link subscriber}). A server that
@@ -218,8 +221,6 @@ export const warmConnections = async (server: BenchServer, count: number): Promi
     client.destroy()
   }
 }
-
-const WARM_TIMEOUT_MS = 10_000
 
 /** A light reader of one document. */
 export interface Subscriber {
