@@ -109,12 +109,17 @@ const appDir = fileURLToPath(new URL('../app/', import.meta.url))
 if (existsSync(appDir + 'index.html')) sync.app.use(serveStatic(appDir))
 else logger.warn('the editor is not built: run `npm run build` to serve it', { appDir })
 
+/** Exits with the counts of repeated log lines written first (they are held for up to 10 s). */
+const exit = (code: number): never => {
+  logger.flush()
+  return process.exit(code)
+}
+
 try {
   await store.ping()
 } catch (error) {
   logger.error('cannot reach the document store', { error: String(error) })
-  logger.flush()
-  process.exit(1)
+  exit(1)
 }
 
 const tls = tlsCert !== undefined && tlsKey !== undefined ? { cert: tlsCert, key: tlsKey } : undefined
@@ -132,17 +137,10 @@ const stop = (signal: string): void => {
   stopping = true
   logger.info('shutting down', { signal })
   // The last resort: whatever happens, exit within 10 s.
-  setTimeout(() => {
-    logger.flush()
-    process.exit(1)
-  }, 10_000).unref()
-  sync.close().then(() => {
-    logger.flush()
-    process.exit(0)
-  }, error => {
+  setTimeout(() => exit(1), 10_000).unref()
+  sync.close().then(() => exit(0), error => {
     logger.error('shutdown failed', { error: String(error) })
-    logger.flush()
-    process.exit(1)
+    exit(1)
   })
 }
 process.on('SIGTERM', () => stop('SIGTERM'))
